@@ -1,0 +1,194 @@
+"""Datasets for the book: synthetic, or shipped inside scikit-learn. Nothing is downloaded.
+
+Every loader takes a ``seed`` and returns a :class:`Split` of float tensors, so a notebook
+that calls it twice gets the same numbers twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits, make_moons
+from sklearn.model_selection import train_test_split
+
+from ._checks import check_fraction, check_positive, check_positive_int
+
+
+@dataclass(frozen=True)
+class Split:
+    """A seeded train/test split.
+
+    Attributes:
+        x_train: inputs, float32, shape ``(n_train, d)``.
+        y_train: targets: int64 class labels ``(n_train,)`` for classification,
+            float32 ``(n_train,)`` for regression.
+        x_test: held-out inputs.
+        y_test: held-out targets.
+        num_classes: number of classes, or ``None`` for a regression task.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int | None
+
+    @property
+    def input_dim(self) -> int:
+        """Number of input features."""
+        return self.x_train.shape[1]
+
+    def __repr__(self) -> str:
+        task = "regression" if self.num_classes is None else f"{self.num_classes} classes"
+        return (
+            f"Split({task}, train {tuple(self.x_train.shape)}, test {tuple(self.x_test.shape)})"
+        )
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return seed
+
+
+def _split(x: np.ndarray, y: np.ndarray, test_size: float, seed: int, classification: bool) -> Split:
+    stratify = y if classification else None
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=stratify
+    )
+    label_dtype = torch.int64 if classification else torch.float32
+    return Split(
+        x_train=torch.as_tensor(x_tr, dtype=torch.float32),
+        y_train=torch.as_tensor(y_tr, dtype=label_dtype),
+        x_test=torch.as_tensor(x_te, dtype=torch.float32),
+        y_test=torch.as_tensor(y_te, dtype=label_dtype),
+        num_classes=int(y.max()) + 1 if classification else None,
+    )
+
+
+def two_moons(n: int = 400, noise: float = 0.15, test_size: float = 0.5, seed: int = 0) -> Split:
+    """scikit-learn's two interleaving half circles, two classes, standardised.
+
+    Args:
+        n: total number of points (train and test), at least 8.
+        noise: standard deviation of the Gaussian noise added to each point, >= 0.
+        test_size: fraction held out for testing, in (0, 1).
+        seed: seed for the points and the split.
+    """
+    n = check_positive_int("n", n)
+    if n < 8:
+        raise ValueError(f"n must be >= 8 so both classes reach both splits, got {n}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    test_size = check_fraction("test_size", test_size)
+    seed = _check_seed(seed)
+    x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    return _split(x, y, test_size, seed, classification=True)
+
+
+def spirals(
+    n: int = 600, turns: float = 1.5, noise: float = 0.05, num_classes: int = 2,
+    test_size: float = 0.5, seed: int = 0,
+) -> Split:
+    """Interleaved 2-D spiral arms, one arm per class.
+
+    Arm ``c`` is the curve ``r (cos(theta + 2 pi c / K), sin(theta + 2 pi c / K))`` with
+    ``r`` from 0.1 to 1 and ``theta = 2 pi turns r``, plus Gaussian noise.
+
+    Args:
+        n: total number of points, split evenly across the arms.
+        turns: how many times each arm winds around the origin, > 0.
+        noise: standard deviation of the noise, >= 0.
+        num_classes: number of arms (classes), >= 2.
+        test_size: fraction held out for testing, in (0, 1).
+        seed: seed for the points and the split.
+    """
+    n = check_positive_int("n", n)
+    turns = check_positive("turns", turns)
+    num_classes = check_positive_int("num_classes", num_classes)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if n < 4 * num_classes:
+        raise ValueError(f"n must be >= 4 * num_classes = {4 * num_classes}, got {n}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    test_size = check_fraction("test_size", test_size)
+    seed = _check_seed(seed)
+    rng = np.random.default_rng(seed)
+    per_class = n // num_classes
+    xs, ys = [], []
+    for c in range(num_classes):
+        r = rng.uniform(0.1, 1.0, per_class)
+        theta = 2 * math.pi * turns * r + 2 * math.pi * c / num_classes
+        arm = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
+        xs.append(arm + noise * rng.standard_normal(arm.shape))
+        ys.append(np.full(per_class, c))
+    return _split(np.concatenate(xs), np.concatenate(ys), test_size, seed, classification=True)
+
+
+def regression_1d(
+    n: int = 200, noise: float = 0.1, test_size: float = 0.5, seed: int = 0
+) -> Split:
+    """A 1-D regression task: ``y = sin(3 x) + 0.3 x`` plus Gaussian noise, ``x`` uniform on [-2, 2].
+
+    Inputs have shape ``(n, 1)`` and targets shape ``(n,)``, both float32.
+
+    Args:
+        n: total number of points, at least 4.
+        noise: standard deviation of the noise on ``y``, >= 0.
+        test_size: fraction held out for testing, in (0, 1).
+        seed: seed for the points and the split.
+    """
+    n = check_positive_int("n", n)
+    if n < 4:
+        raise ValueError(f"n must be >= 4, got {n}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    test_size = check_fraction("test_size", test_size)
+    seed = _check_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, size=(n, 1))
+    y = np.sin(3 * x[:, 0]) + 0.3 * x[:, 0] + noise * rng.standard_normal(n)
+    return _split(x, y, test_size, seed, classification=False)
+
+
+def digits(test_size: float = 0.3, seed: int = 0) -> Split:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes).
+
+    Pixels (0 to 16) are scaled to [0, 1] and flattened to 64 features. The split is
+    stratified by class.
+
+    Args:
+        test_size: fraction held out for testing, in (0, 1).
+        seed: seed for the split.
+    """
+    test_size = check_fraction("test_size", test_size)
+    seed = _check_seed(seed)
+    bunch = load_digits()
+    return _split(bunch.data / 16.0, bunch.target, test_size, seed, classification=True)
+
+
+def batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+):
+    """Yield shuffled mini-batches ``(x_b, y_b)``; the last one may be smaller.
+
+    Args:
+        x: inputs, first dimension is the example index.
+        y: targets with the same first dimension.
+        batch_size: examples per batch, >= 1.
+        generator: controls the shuffle; ``None`` uses torch's global generator.
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
+    order = torch.randperm(x.shape[0], generator=generator)
+    for start in range(0, x.shape[0], batch_size):
+        idx = order[start : start + batch_size]
+        yield x[idx], y[idx]

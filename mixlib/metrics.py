@@ -1,0 +1,117 @@
+"""Measurements of a trained classifier: accuracy, confidence away from the data, calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._checks import check_fraction, check_positive, check_positive_int, check_same_batch, check_tensor
+
+
+@torch.no_grad()
+def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Softmax class probabilities of ``model`` on ``x``, computed in eval mode."""
+    check_tensor("x", x, min_dim=1)
+    was_training = model.training
+    model.eval()
+    probs = torch.softmax(model(x), dim=1)
+    model.train(was_training)
+    return probs
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of rows of ``x`` whose most probable class is the label ``y``."""
+    check_tensor("y", y, floating=False, min_dim=1)
+    check_same_batch(x=x, y=y)
+    return float((probabilities(model, x).argmax(1) == y).float().mean())
+
+
+def grid(x: torch.Tensor, resolution: int = 100, margin: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``resolution x resolution`` grid covering the 2-D points ``x`` plus ``margin``.
+
+    Returns:
+        The grid's coordinates as two ``(resolution, resolution)`` tensors (for contour
+        plots) stacked in one ``(2, resolution, resolution)`` tensor, and the same points as
+        ``(resolution**2, 2)`` rows (for the model).
+    """
+    check_tensor("x", x, min_dim=2)
+    if x.shape[1] != 2:
+        raise ValueError(f"x must have 2 columns, got shape {tuple(x.shape)}")
+    resolution = check_positive_int("resolution", resolution)
+    lo, hi = x.min(0).values - margin, x.max(0).values + margin
+    g0, g1 = torch.meshgrid(torch.linspace(lo[0], hi[0], resolution),
+                            torch.linspace(lo[1], hi[1], resolution), indexing="xy")
+    return torch.stack([g0, g1]), torch.stack([g0.ravel(), g1.ravel()], dim=1)
+
+
+def confidence_away_from_data(
+    model: nn.Module, x_train: torch.Tensor, points: torch.Tensor, min_distance: float, threshold: float = 0.99
+) -> float:
+    """Fraction of ``points`` farther than ``min_distance`` from every training point where the
+    model's top probability exceeds ``threshold``.
+
+    A model that knows where its data are should be unsure far from them; a high fraction
+    means confident predictions in regions no training example supports.
+    """
+    check_tensor("x_train", x_train, min_dim=2)
+    check_tensor("points", points, min_dim=2)
+    check_positive("min_distance", min_distance)
+    check_fraction("threshold", threshold)
+    far = torch.cdist(points, x_train).min(dim=1).values > min_distance
+    if not bool(far.any()):
+        raise ValueError(f"no point is farther than min_distance={min_distance} from the training data")
+    top = probabilities(model, points[far]).max(dim=1).values
+    return float((top > threshold).float().mean())
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Binned confidences and accuracies (a reliability diagram) and the ECE they give.
+
+    Attributes:
+        bin_edges: ``n_bins + 1`` edges on [0, 1].
+        confidence: mean top probability in each bin (NaN for an empty bin).
+        accuracy: accuracy in each bin (NaN for an empty bin).
+        count: examples per bin.
+        ece: expected calibration error, ``sum_b (n_b / n) |accuracy_b - confidence_b|``.
+    """
+
+    bin_edges: torch.Tensor
+    confidence: torch.Tensor
+    accuracy: torch.Tensor
+    count: torch.Tensor
+    ece: float
+
+
+def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10) -> Reliability:
+    """Bin predictions by their top probability and compare confidence with accuracy.
+
+    Args:
+        probs: class probabilities, shape ``(n, C)``, rows summing to one.
+        labels: int64 labels, shape ``(n,)``.
+        n_bins: equal-width confidence bins on [0, 1].
+    """
+    check_tensor("probs", probs, min_dim=2)
+    check_tensor("labels", labels, floating=False, min_dim=1)
+    check_same_batch(probs=probs, labels=labels)
+    n_bins = check_positive_int("n_bins", n_bins)
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    # bin b holds confidences in (edge_b, edge_{b+1}]; a confidence of exactly 0 cannot occur
+    index = torch.clamp(torch.bucketize(conf.double(), edges, right=False) - 1, 0, n_bins - 1)
+    count = torch.bincount(index, minlength=n_bins)
+    sum_conf = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, conf.double())
+    sum_acc = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, correct)
+    safe = count.clamp(min=1).double()
+    gap = (sum_acc - sum_conf).abs().sum() / len(labels)
+    nan = torch.full((n_bins,), float("nan"), dtype=torch.float64)
+    return Reliability(
+        bin_edges=edges,
+        confidence=torch.where(count > 0, sum_conf / safe, nan),
+        accuracy=torch.where(count > 0, sum_acc / safe, nan),
+        count=count,
+        ece=float(gap),
+    )

@@ -1,0 +1,359 @@
+r"""Mixup: sample a mixing weight, pair the examples, mix inputs and targets, score the result.
+
+Mixup (Zhang et al., arXiv 1710.09412) trains on convex combinations of two examples,
+
+.. math::
+
+    \tilde x = \lambda x + (1 - \lambda) x', \qquad
+    \tilde y = \lambda y + (1 - \lambda) y', \qquad \lambda \sim \mathrm{Beta}(\alpha, \alpha).
+
+How the partner :math:`x'` is chosen differs between libraries, and users trip over it:
+
+- **mixlib** pairs example ``i`` with example ``perm[i]`` for a uniformly random permutation
+  ``perm`` of the batch (:func:`random_pairing`), as the official manifold-mixup code does.
+  An example can therefore be paired with itself, with probability ``1/n`` for a batch of ``n``.
+  Because the permutation is random, the order of the batch does not matter.
+- **timm** pairs by flipping the batch (``x.flip(0)``: the first example with the last) and
+  **torchvision**'s ``MixUp`` transform by rolling it by one (``x.roll(1, 0)``). Both pairings are
+  fixed, so both rely on the data loader having shuffled the batch.
+- **timm** also applies label smoothing 0.1 to the targets by default, so its soft targets are
+  not exactly the mixed one-hot vectors used here.
+
+mixlib samples one ``lam`` per batch by default (as the official code does); every function
+also accepts one value per example.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mixlib._checks import check_lam, check_positive, check_positive_int, check_same_batch, check_tensor
+
+__all__ = [
+    "sample_lambda",
+    "random_pairing",
+    "mix",
+    "mixup",
+    "one_hot",
+    "soft_cross_entropy",
+    "mixed_cross_entropy",
+    "mixed_squared_loss",
+]
+
+Lam = float | torch.Tensor
+
+
+def sample_lambda(
+    alpha: float, size: int | tuple[int, ...] | None = None, generator: torch.Generator | None = None
+) -> float | torch.Tensor:
+    """Draw mixing weights from Beta(alpha, alpha).
+
+    Args:
+        alpha: Both shape parameters of the Beta distribution, > 0. Small ``alpha`` puts the
+            mass near 0 and 1 (little mixing), ``alpha = 1`` is uniform on [0, 1], large ``alpha``
+            concentrates around 1/2.
+        size: ``None`` for a single draw returned as a Python float; otherwise the shape of a
+            float32 tensor of independent draws.
+        generator: Optional ``torch.Generator``. A 63-bit seed is drawn from it (or from torch's
+            global generator when ``None``) and fed to NumPy's Beta sampler, so a seeded
+            generator gives repeatable draws.
+
+    Returns:
+        A float in [0, 1], or a float32 tensor of shape ``size``.
+
+    Raises:
+        ValueError: If ``alpha <= 0``.
+    """
+    alpha = check_positive("alpha", alpha)
+    # torch has no seedable Beta sampler that takes a Generator, so we hand a seed to NumPy.
+    seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
+    draws = np.random.default_rng(seed).beta(alpha, alpha, size=size)
+    if size is None:
+        return float(draws)
+    return torch.from_numpy(np.asarray(draws, dtype=np.float32))
+
+
+def random_pairing(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A uniformly random permutation of ``range(n)``: example ``i`` is paired with ``perm[i]``.
+
+    This is the pairing of the official manifold-mixup code. Each example is paired with itself
+    with probability ``1/n``.
+
+    Args:
+        n: Batch size, >= 1.
+        generator: Optional ``torch.Generator`` for repeatable pairings.
+
+    Returns:
+        A LongTensor of shape ``(n,)``.
+    """
+    n = check_positive_int("n", n)
+    return torch.randperm(n, generator=generator)
+
+
+def _check_perm(perm: object, batch: int) -> torch.Tensor:
+    if not isinstance(perm, torch.Tensor):
+        raise TypeError(f"perm must be a torch.Tensor of indices, got {type(perm).__name__}")
+    if perm.dtype != torch.long:
+        raise TypeError(f"perm must be a LongTensor (dtype torch.int64), got dtype {perm.dtype}")
+    if perm.shape != (batch,):
+        raise ValueError(f"perm must have shape ({batch},), one index per example, got {tuple(perm.shape)}")
+    low, high = torch.aminmax(perm)
+    if low < 0 or high >= batch:
+        raise ValueError(
+            f"perm must hold indices in [0, {batch - 1}], got values from {int(low)} to {int(high)}"
+        )
+    return perm
+
+
+def _check_lam_shape(lam: Lam, batch: int) -> Lam:
+    lam = check_lam(lam)
+    if isinstance(lam, torch.Tensor) and lam.dim() > 0 and lam.shape != (batch,):
+        raise ValueError(
+            f"lam must be a number or a tensor with one value per example, shape ({batch},); "
+            f"got shape {tuple(lam.shape)}"
+        )
+    return lam
+
+
+def _per_example(lam: Lam, like: torch.Tensor) -> Lam:
+    """Shape a per-example ``lam`` of shape (B,) so that it broadcasts over ``like``'s trailing dims."""
+    if isinstance(lam, torch.Tensor):
+        return lam.to(like.dtype).reshape((-1,) + (1,) * (like.dim() - 1))
+    return lam
+
+
+def _check_float_batch(name: str, t: object, hint: str | None = None) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        hint = hint or f"convert it with {name}.float()"
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}; {hint}")
+    if t.dim() == 0:
+        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
+    return t
+
+
+def _check_no_nan_cheaply(name: str, t: torch.Tensor) -> None:
+    # A NaN anywhere makes the sum NaN, and one reduction is ~10x cheaper than isnan(t).any()
+    # on an image batch. A NaN sum can also come from +inf and -inf together, so the exact
+    # check runs only then, to keep the message truthful.
+    if torch.isnan(t.detach().sum()) and torch.isnan(t).any():
+        raise ValueError(f"{name} contains NaN")
+
+
+def _mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
+    """``lam * t + (1 - lam) * t[perm]``, computed as ``t[perm] + lam * (t - t[perm])`` by lerp."""
+    partner = t.index_select(0, perm)  # much faster than t[perm] on large batches
+    weight = _per_example(lam, t)
+    if isinstance(weight, torch.Tensor) and weight.requires_grad:
+        return torch.lerp(partner, t, weight)  # autograd needs partner intact for d/d(lam)
+    return partner.lerp_(t, weight)
+
+
+def mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
+    """Mix a batch with its paired batch: ``lam * t + (1 - lam) * t[perm]``.
+
+    This is the input half of :func:`mixup`, for mixing any batch of tensors (inputs, hidden
+    states, targets) on its own.
+
+    Args:
+        t: Floating-point tensor of shape ``(B, ...)``.
+        lam: Mixing weight in [0, 1]: a number, or a tensor of shape ``(B,)`` with one weight per
+            example, broadcast over the trailing dimensions.
+        perm: LongTensor of shape ``(B,)``: row ``i`` is mixed with row ``perm[i]``.
+
+    Returns:
+        A tensor shaped like ``t``.
+    """
+    return _checked_mix("t", t, lam, perm)
+
+
+def _checked_mix(name: str, t: object, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
+    t = _check_float_batch(name, t)
+    batch = t.shape[0]
+    lam = _check_lam_shape(lam, batch)
+    perm = _check_perm(perm, batch)
+    _check_no_nan_cheaply(name, t)
+    return _mix(t, lam, perm)
+
+
+def mixup(
+    x: torch.Tensor, y: torch.Tensor, lam: Lam, perm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix a batch of inputs and targets with their partners.
+
+    Returns ``(lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm])``.
+
+    Args:
+        x: Floating-point inputs of shape ``(B, ...)``.
+        y: Floating-point targets of shape ``(B, ...)``: regression targets or one-hot /
+            probability vectors (use :func:`one_hot` for class labels).
+        lam: Mixing weight in [0, 1]: a number, or a tensor of shape ``(B,)`` with one weight per
+            example, broadcast over the trailing dimensions of ``x`` and of ``y`` separately.
+        perm: LongTensor of shape ``(B,)``, usually from :func:`random_pairing`: example ``i`` is
+            mixed with example ``perm[i]``. Any index vector with values in ``[0, B)`` is accepted.
+
+    Returns:
+        The mixed inputs and the mixed targets, shaped like ``x`` and ``y``.
+
+    Raises:
+        TypeError: If ``x`` or ``y`` is not a floating-point tensor, or ``perm`` is not a LongTensor.
+        ValueError: On mismatched batch sizes, ``lam`` outside [0, 1], a bad ``perm``, or NaN.
+
+    Note:
+        The NaN check on ``x`` is a single sum (a NaN makes the sum NaN) rather than an
+        elementwise test, which would cost more than the mixing itself on an image batch;
+        ``y`` and ``lam`` are small and checked elementwise.
+    """
+    x = _check_float_batch("x", x)
+    y = _check_float_batch("y", y, hint="for class labels mix one-hot vectors, y = one_hot(y, num_classes)")
+    check_tensor("y", y)
+    batch = check_same_batch(x=x, y=y)
+    lam = _check_lam_shape(lam, batch)
+    perm = _check_perm(perm, batch)
+    _check_no_nan_cheaply("x", x)
+    return _mix(x, lam, perm), _mix(y, lam, perm)
+
+
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One-hot vectors for integer class labels, as a floating-point tensor ready for mixing.
+
+    Args:
+        labels: Integer tensor of shape ``(B,)`` with values in ``[0, num_classes)``.
+        num_classes: Number of classes, >= 1.
+        dtype: Floating-point dtype of the result.
+
+    Returns:
+        A tensor of shape ``(B, num_classes)``.
+    """
+    num_classes = check_positive_int("num_classes", num_classes)
+    labels = _check_labels("labels", labels, num_classes)
+    return F.one_hot(labels, num_classes).to(dtype)
+
+
+def _check_labels(name: str, labels: object, num_classes: int | None = None) -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        hint = "; soft targets go to soft_cross_entropy" if labels.is_floating_point() else ""
+        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}{hint}")
+    if labels.dim() != 1:
+        raise ValueError(f"{name} must have shape (B,), got {tuple(labels.shape)}")
+    if labels.numel() > 0:
+        low, high = torch.aminmax(labels)
+        if low < 0 or (num_classes is not None and high >= num_classes):
+            upper = "" if num_classes is None else f", {num_classes - 1}"
+            raise ValueError(
+                f"{name} must be class indices in [0{upper}], got values from {int(low)} to {int(high)}"
+            )
+    return labels.long()
+
+
+def _reduce(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_example.mean()
+    if reduction == "sum":
+        return per_example.sum()
+    if reduction == "none":
+        return per_example
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_logits(logits: object) -> torch.Tensor:
+    logits = check_tensor("logits", logits)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (B, num_classes), got {tuple(logits.shape)}")
+    return logits
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy against a probability vector per row: ``-sum_k target[k] * log softmax(logits)[k]``.
+
+    Args:
+        logits: Floating-point tensor of shape ``(B, C)``.
+        target: Floating-point tensor of shape ``(B, C)``, each row a probability vector (for
+            example mixed one-hot labels).
+        reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for one loss per example.
+
+    Returns:
+        A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
+    """
+    logits = _check_logits(logits)
+    target = check_tensor("target", target)
+    if target.shape != logits.shape:
+        raise ValueError(
+            f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    return _reduce(-(target * F.log_softmax(logits, dim=-1)).sum(dim=-1), reduction)
+
+
+def mixed_cross_entropy(
+    logits: torch.Tensor, y: torch.Tensor, y2: torch.Tensor, lam: Lam, reduction: str = "mean"
+) -> torch.Tensor:
+    """Mixed cross-entropy ``lam * CE(logits, y) + (1 - lam) * CE(logits, y2)`` for class labels.
+
+    Cross-entropy is linear in the target, so this equals :func:`soft_cross_entropy` against the
+    mixed one-hot target ``lam * one_hot(y) + (1 - lam) * one_hot(y2)``, without building it.
+
+    Args:
+        logits: Floating-point tensor of shape ``(B, C)``.
+        y: Integer labels of shape ``(B,)``.
+        y2: Integer labels of the partners, shape ``(B,)`` (usually ``y[perm]``).
+        lam: Mixing weight in [0, 1]: a number or a tensor of shape ``(B,)``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
+    """
+    logits = _check_logits(logits)
+    num_classes = logits.shape[1]
+    y = _check_labels("y", y, num_classes)
+    y2 = _check_labels("y2", y2, num_classes)
+    batch = check_same_batch(logits=logits, y=y, y2=y2)
+    lam = _check_lam_shape(lam, batch)
+    ce = F.cross_entropy(logits, y, reduction="none")
+    ce2 = F.cross_entropy(logits, y2, reduction="none")
+    return _reduce(lam * ce + (1 - lam) * ce2, reduction)
+
+
+def _match_target(name: str, target: object, pred: torch.Tensor) -> torch.Tensor:
+    target = check_tensor(name, target, min_dim=1)
+    if target.shape != pred.shape:
+        # (B,) against (B, 1) is the one mismatch we forgive: a scalar target per example.
+        if target.squeeze(-1).shape == pred.squeeze(-1).shape and target.shape[0] == pred.shape[0]:
+            return target.reshape(pred.shape)
+        raise ValueError(f"{name} must have the shape of pred {tuple(pred.shape)}, got {tuple(target.shape)}")
+    return target
+
+
+def mixed_squared_loss(
+    pred: torch.Tensor, y: torch.Tensor, y2: torch.Tensor, lam: Lam, reduction: str = "mean"
+) -> torch.Tensor:
+    """The mixup regression loss ``1/2 ||lam * y + (1 - lam) * y2 - pred||^2`` per example.
+
+    This is a loss to *minimise*. The essay that motivates the book writes it with a minus sign,
+    ``-1/2 ||...||^2``, and says "minimise"; with the minus sign it is a log-likelihood to
+    maximise instead, so the book, and this function, use the plus sign.
+
+    Args:
+        pred: Floating-point predictions of shape ``(B, ...)``, for example
+            ``model(mixed_x)`` or ``head(mixed_features)``.
+        y: Targets of the examples, shaped like ``pred`` (a ``(B,)`` target against a
+            ``(B, 1)`` prediction is accepted).
+        y2: Targets of the partners, shaped like ``y``.
+        lam: Mixing weight in [0, 1]: a number or a tensor of shape ``(B,)``.
+        reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for one loss per example.
+
+    Returns:
+        A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``; the squared
+        norm is summed over all trailing dimensions.
+    """
+    pred = check_tensor("pred", pred, min_dim=1)
+    y = _match_target("y", y, pred)
+    y2 = _match_target("y2", y2, pred)
+    batch = check_same_batch(pred=pred, y=y, y2=y2)
+    lam = _per_example(_check_lam_shape(lam, batch), pred)
+    residual = lam * y + (1 - lam) * y2 - pred
+    return _reduce(0.5 * residual.pow(2).reshape(batch, -1).sum(dim=1), reduction)
