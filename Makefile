@@ -41,7 +41,7 @@ browser:
 	  else echo "Chromium not found and cannot be installed here: browser tests will be skipped."; fi; }
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check mixlib tests bench _ext
+	$(BIN)/ruff check mixlib tests bench scripts _ext
 
 ## Everything CI checks: lint, the strict build, library and site tests, every notebook.
 test: $(TEST_STAMP) browser lint book
@@ -54,6 +54,10 @@ lab: $(BOOK_STAMP)
 ## Serve the built site on http://127.0.0.1:8000
 serve:
 	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+## A PNG of every page (light and dark) in screenshots/, for a person to look at.
+screenshots: $(TEST_STAMP) browser
+	$(BIN)/python scripts/screenshots.py
 
 bench: $(BOOK_STAMP)
 	$(BIN)/python bench/bench.py

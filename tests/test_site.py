@@ -36,3 +36,114 @@ def test_maths_is_rendered_by_the_bundled_mathjax(browser, site_url, page_path):
             assert raw not in prose, f"{page_path}: unrendered TeX {raw!r} in the prose"
     finally:
         page.close()
+
+
+def _content_images(page):
+    return page.locator("article img")
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_every_image_loads_and_has_alt_text_saying_what_it_shows(browser, site_url, page_path):  # noqa: F811
+    page, _ = visit(browser, site_url + page_path)
+    try:
+        images = _content_images(page)
+        for i in range(images.count()):
+            img = images.nth(i)
+            img.scroll_into_view_if_needed()
+            src = img.get_attribute("src") or ""
+            loaded = img.evaluate("el => el.complete && el.naturalWidth > 0")
+            assert loaded, f"{page_path}: image {src} did not load"
+            alt = (img.get_attribute("alt") or "").strip()
+            assert len(alt.split()) >= 4, f"{page_path}: image {src} has no descriptive alt text ({alt!r})"
+            assert not alt.lower().endswith((".png", ".svg", ".jpg")) and "_images/" not in alt, (
+                f"{page_path}: alt text of {src} is a file name ({alt!r})")
+    finally:
+        page.close()
+
+
+CHAPTERS = [p for p in PAGES if p.startswith("chapters/") and (SITE / p).exists()
+            and (SITE / "_sources" / p.replace(".html", ".ipynb")).exists()]
+
+
+@pytest.mark.parametrize("page_path", CHAPTERS)
+def test_solutions_are_hidden_until_clicked(browser, site_url, page_path):  # noqa: F811
+    page, _ = visit(browser, site_url + page_path)
+    try:
+        solutions = page.locator("div.solution.dropdown")
+        assert solutions.count() >= 2, f"{page_path}: expected exercise solutions, found {solutions.count()}"
+        for i in range(solutions.count()):
+            solution = solutions.nth(i)
+            body = solution.locator("section").first
+            solution.scroll_into_view_if_needed()
+            assert not body.is_visible(), f"{page_path}: solution {i + 1} is visible before it is clicked"
+            solution.locator(".admonition-title").first.click()
+            body.wait_for(state="visible", timeout=3000)
+            assert body.is_visible(), f"{page_path}: solution {i + 1} did not open when clicked"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("page_path", CHAPTERS)
+def test_notebook_download_is_a_valid_notebook(browser, site_url, page_path):  # noqa: F811
+    nbformat = pytest.importorskip("nbformat")
+    page, _ = visit(browser, site_url + page_path)
+    try:
+        links = page.locator("a[href$='.ipynb']")
+        assert links.count() >= 1, f"{page_path}: no notebook download link"
+        href = links.first.get_attribute("href")
+        response = page.request.get(page.url.rsplit("/", 1)[0] + "/" + href)
+        assert response.status == 200, f"{page_path}: download {href} gave HTTP {response.status}"
+        notebook = nbformat.reads(response.text(), as_version=4)
+        nbformat.validate(notebook)
+        assert any(cell.cell_type == "code" for cell in notebook.cells)
+    finally:
+        page.close()
+
+
+def test_search_finds_manifold(browser, site_url):  # noqa: F811
+    page, record = visit(browser, site_url + "search.html?q=manifold", settle_ms=300)
+    try:
+        results = page.locator("#search-results ul.search li")
+        results.first.wait_for(timeout=10_000)
+        assert results.count() >= 2, "searching for 'manifold' should find several pages"
+        assert not record.console_errors and not record.external_requests
+    finally:
+        page.close()
+
+
+def _luminance_stats(png: bytes) -> tuple[float, float]:
+    """Median luminance (0..1) of a screenshot's outer frame, and its darkest 1 % overall."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    gray = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float) / 255
+    h, w = gray.shape
+    b = max(2, min(h, w) // 40)
+    frame = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
+    return float(np.median(frame)), float(np.percentile(gray, 1))
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_figures_stay_readable_in_both_themes(browser, site_url, mode):  # noqa: F811
+    chapter = next((p for p in CHAPTERS if "<img" in (SITE / p).read_text()), None)
+    assert chapter is not None, "no chapter with figures"
+    page, record = visit(browser, site_url + chapter, color_scheme=mode)
+    try:
+        page.evaluate("mode => { localStorage.setItem('mode', mode); localStorage.setItem('theme', mode); }", mode)
+        page.reload(wait_until="networkidle")
+        assert page.evaluate("document.documentElement.dataset.theme") == mode
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        images = _content_images(page)
+        assert images.count() > 0
+        for i in range(images.count()):
+            img = images.nth(i)
+            img.scroll_into_view_if_needed()
+            card, ink = _luminance_stats(img.screenshot())
+            # the figure keeps a light card with dark ink on it, whatever the page colour
+            assert card > 0.6 and ink < 0.35, (
+                f"{chapter} ({mode}, page background {background}): figure {i + 1} has a frame of luminance "
+                f"{card:.2f} and darkest ink {ink:.2f}: low contrast")
+    finally:
+        page.close()
