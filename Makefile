@@ -41,7 +41,7 @@ browser:
 	  else echo "Chromium not found and cannot be installed here: browser tests will be skipped."; fi; }
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check mixlib tests bench scripts _ext
+	$(BIN)/ruff check .
 
 ## Everything CI checks: lint, the strict build, library and site tests, every notebook.
 test: $(TEST_STAMP) browser lint book
