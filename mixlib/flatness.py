@@ -1,0 +1,162 @@
+"""Measuring flatness: class-conditional singular values and linearity along chords.
+
+Two measurements from the chapters on mixup and manifold mixup:
+
+- **Flattening** (manifold-mixup paper, arXiv 1806.05236, §3.2): stack the hidden
+  representations of one class as the rows of a matrix and take its singular values. A
+  flattened class has one dominant direction: a large first singular value and small others.
+  :func:`flattening_summary` reports the largest singular value and the sum of the others,
+  averaged over classes, the paper's measure.
+- **Linearity between examples** (mixup's goal): walk the straight segment between two inputs
+  and compare the model's output with the straight line between its outputs at the ends
+  (:func:`chord_nonlinearity`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from torch import nn
+
+from mixlib._checks import check_positive_int, check_same_batch, check_tensor
+from mixlib.mixing import _check_labels, _reduce
+
+__all__ = ["class_singular_values", "flattening_summary", "chord_outputs", "chord_nonlinearity"]
+
+
+def class_singular_values(h: torch.Tensor, labels: torch.Tensor, center: bool = False) -> dict[int, torch.Tensor]:
+    """Singular values of each class's matrix of hidden representations.
+
+    Args:
+        h: Hidden representations of shape ``(N, ...)``; each row, flattened, is one example.
+        labels: Integer class labels of shape ``(N,)``.
+        center: If ``False`` (default), use the raw representations, as the paper does. If
+            ``True``, subtract the class mean first, so that the singular values describe the
+            spread of the class around its mean (principal components) instead of also its
+            distance from the origin, which otherwise dominates the first singular value.
+
+    Returns:
+        A dict from each class present in ``labels`` (sorted) to its singular values, in
+        descending order, a tensor of length ``min(n_class, dim)``.
+    """
+    h = check_tensor("h", h, min_dim=1)
+    labels = _check_labels("labels", labels)
+    check_same_batch(h=h, labels=labels)
+    rows = h.detach().reshape(h.shape[0], -1)
+    result = {}
+    for c in torch.unique(labels).tolist():
+        H = rows[labels == c]
+        if center:
+            H = H - H.mean(dim=0, keepdim=True)
+        result[int(c)] = torch.linalg.svdvals(H)
+    return result
+
+
+def flattening_summary(h: torch.Tensor, labels: torch.Tensor, center: bool = False) -> tuple[float, float]:
+    """The paper's flattening measure: largest singular value and sum of the others, averaged over classes.
+
+    Args:
+        h: Hidden representations of shape ``(N, ...)``.
+        labels: Integer class labels of shape ``(N,)``.
+        center: Subtract each class's mean first (see :func:`class_singular_values`).
+
+    Returns:
+        ``(mean over classes of s_1, mean over classes of s_2 + s_3 + ...)``. Flatter classes have
+        a smaller second number relative to the first.
+    """
+    values = class_singular_values(h, labels, center=center).values()
+    top = [float(s[0]) for s in values]
+    rest = [float(s[1:].sum()) for s in values]
+    return sum(top) / len(top), sum(rest) / len(rest)
+
+
+def chord_outputs(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    x2: torch.Tensor,
+    n_points: int = 11,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's outputs along the straight segments between ``x[i]`` and ``x2[i]``.
+
+    The point at ``t`` is ``t * x + (1 - t) * x2``, with ``t`` playing the role of ``lam`` in
+    mixup: ``t = 0`` is ``x2`` and ``t = 1`` is ``x``. All ``n_points * B`` points go through the
+    model in one batch, without gradients (call ``model.eval()`` first if it has dropout or
+    batch norm).
+
+    Args:
+        model: Any module or function mapping a batch of inputs to a batch of outputs.
+        x: The examples, shape ``(B, ...)``.
+        x2: Their partners, shape ``(B, ...)``.
+        n_points: Number of equally spaced values of ``t`` from 0 to 1, >= 2.
+
+    Returns:
+        ``(ts, outputs)``: ``ts`` of shape ``(n_points,)`` and ``outputs`` of shape
+        ``(n_points, B, ...)``, where ``outputs[j, i]`` is the output at ``ts[j] * x[i] + (1 - ts[j]) * x2[i]``.
+    """
+    x, x2 = check_tensor("x", x, min_dim=1), check_tensor("x2", x2, min_dim=1)
+    batch = check_same_batch(x=x, x2=x2)
+    if x.shape != x2.shape:
+        raise ValueError(f"x2 must have the shape of x {tuple(x.shape)}, got {tuple(x2.shape)}")
+    n_points = check_positive_int("n_points", n_points)
+    if n_points < 2:
+        raise ValueError(f"n_points must be >= 2 to include both ends of the chord, got {n_points}")
+    ts = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device)
+    t = ts.reshape((n_points, 1) + (1,) * (x.dim() - 1))
+    points = t * x + (1 - t) * x2  # (n_points, B, ...)
+    with torch.no_grad():
+        outputs = model(points.reshape((n_points * batch,) + tuple(x.shape[1:])))
+    return ts, outputs.reshape((n_points, batch) + tuple(outputs.shape[1:]))
+
+
+def _identity(out: torch.Tensor) -> torch.Tensor:
+    return out
+
+
+def chord_nonlinearity(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    x2: torch.Tensor,
+    n_points: int = 11,
+    transform: str | Callable[[torch.Tensor], torch.Tensor] | None = "softmax",
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """How far the model is from linear between pairs of examples.
+
+    With ``f = transform(model(.))``, the deviation of the chord at ``t`` is
+
+        ``|| f(t x + (1 - t) x2) - (t f(x) + (1 - t) f(x2)) ||``
+
+    (Euclidean norm over the output dimensions), averaged over ``n_points`` equally spaced ``t``
+    in [0, 1], ends included (where it is zero). It is zero for a model that is linear between
+    the two examples, which is what mixup asks of a model.
+
+    Args:
+        model: Any module or function mapping a batch of inputs to a batch of outputs.
+        x: The examples, shape ``(B, ...)``.
+        x2: Their partners, shape ``(B, ...)``.
+        n_points: Number of points on each chord, >= 2.
+        transform: What ``f`` is. ``"softmax"`` (default, for classifiers: mixup mixes targets that
+            are probability vectors, so linearity is asked of the predicted probabilities);
+            ``None`` for the raw outputs (regression, or logits); or any function applied to the
+            outputs.
+        reduction: ``"mean"`` over the pairs (a scalar), ``"sum"``, or ``"none"`` for one value per pair.
+
+    Returns:
+        A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
+    """
+    if isinstance(transform, str) and transform == "softmax":
+        f: Callable[[torch.Tensor], torch.Tensor] = partial(torch.softmax, dim=-1)
+    elif transform is None:
+        f = _identity
+    elif callable(transform):
+        f = transform
+    else:
+        raise ValueError(f"transform must be 'softmax', None or a callable, got {transform!r}")
+    ts, outputs = chord_outputs(model, x, x2, n_points)
+    fs = f(outputs)
+    t = ts.to(fs.dtype).reshape((-1,) + (1,) * (fs.dim() - 1))
+    straight = t * fs[-1] + (1 - t) * fs[0]  # fs[-1] is f(x) (t = 1), fs[0] is f(x2) (t = 0)
+    deviation = (fs - straight).reshape(fs.shape[0], fs.shape[1], -1).norm(dim=-1)  # (n_points, B)
+    return _reduce(deviation.mean(dim=0), reduction)

@@ -1,0 +1,136 @@
+"""Tests for mixlib.flatness: class-conditional singular values and chord linearity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from mixlib.flatness import chord_nonlinearity, chord_outputs, class_singular_values, flattening_summary
+
+
+def test_singular_values_by_hand():
+    # class 0: rows [3, 0] and [0, 4] -> singular values 4, 3; class 2: one row [1, 1] -> sqrt(2)
+    h = torch.tensor([[3.0, 0.0], [1.0, 1.0], [0.0, 4.0]])
+    labels = torch.tensor([0, 2, 0])
+    values = class_singular_values(h, labels)
+    assert list(values) == [0, 2]
+    assert torch.allclose(values[0], torch.tensor([4.0, 3.0]))
+    assert torch.allclose(values[2], torch.tensor([2.0**0.5]))
+    top, rest = flattening_summary(h, labels)
+    assert top == pytest.approx((4 + 2**0.5) / 2)
+    assert rest == pytest.approx((3 + 0) / 2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 6), st.booleans(), st.integers(0, 2**31))
+def test_singular_values_match_numpy(n_classes, dim, center, seed):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(30, dim, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, n_classes, (30,), generator=g)
+    values = class_singular_values(h, labels, center=center)
+    for c, s in values.items():
+        rows = h[labels == c].numpy()
+        if center:
+            rows = rows - rows.mean(axis=0)
+        expected = np.linalg.svd(rows, compute_uv=False)
+        assert np.allclose(s.numpy(), expected)
+        assert bool((s[:-1] >= s[1:]).all())
+
+
+def test_a_class_on_a_line_is_flat():
+    torch.manual_seed(0)
+    direction = torch.randn(5)
+    h = torch.randn(20, 1) * direction + 3 * torch.randn(5)  # on a line, not through the origin
+    labels = torch.zeros(20, dtype=torch.long)
+    top, rest = flattening_summary(h, labels, center=True)
+    assert top > 1 and rest < 1e-4
+    # Without centring, the offset from the origin adds a second direction.
+    assert flattening_summary(h, labels)[1] > 1e-2
+
+
+def test_center_removes_the_class_mean():
+    h = torch.tensor([[2.0, 5.0], [2.0, 5.0], [2.0, 5.0]])
+    labels = torch.tensor([1, 1, 1])
+    assert class_singular_values(h, labels, center=True)[1].abs().max() < 1e-6
+    assert class_singular_values(h, labels)[1][0] > 1
+
+
+def test_hidden_states_of_higher_rank_are_flattened_per_example():
+    h = torch.randn(6, 2, 3)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert torch.allclose(class_singular_values(h, labels)[0], torch.linalg.svdvals(h[:3].reshape(3, 6)))
+
+
+def test_flatness_errors():
+    with pytest.raises(TypeError, match="labels"):
+        class_singular_values(torch.randn(4, 2), torch.zeros(4))
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        class_singular_values(torch.randn(4, 2), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="h contains NaN"):
+        flattening_summary(torch.full((2, 2), float("nan")), torch.zeros(2, dtype=torch.long))
+
+
+# --- chords --------------------------------------------------------------------------------------
+
+
+def test_chord_outputs_shapes_and_ends():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    x, x2 = torch.randn(4, 3), torch.randn(4, 3)
+    ts, outputs = chord_outputs(model, x, x2, n_points=5)
+    assert torch.allclose(ts, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))
+    assert outputs.shape == (5, 4, 2)
+    with torch.no_grad():
+        assert torch.allclose(outputs[0], model(x2), atol=1e-6)  # t = 0 is x2
+        assert torch.allclose(outputs[-1], model(x), atol=1e-6)  # t = 1 is x
+        assert torch.allclose(outputs[1], model(0.25 * x + 0.75 * x2), atol=1e-6)
+
+
+def test_chord_nonlinearity_by_hand():
+    """f(u) = u^2: f(t x + (1-t) x2) - (t f(x) + (1-t) f(x2)) = -t (1-t) (x - x2)^2."""
+    x, x2 = torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [2.0]])
+    # ts = 0, 1/2, 1: mean of t (1-t) is (1/4) / 3; pair 0 has (x - x2)^2 = 4, pair 1 has 0.
+    per_pair = chord_nonlinearity(torch.square, x, x2, n_points=3, transform=None, reduction="none")
+    assert torch.allclose(per_pair, torch.tensor([4 / 12, 0.0]))
+    assert chord_nonlinearity(torch.square, x, x2, n_points=3, transform=None).item() == pytest.approx(4 / 24)
+
+
+def test_a_linear_model_is_linear_along_chords():
+    torch.manual_seed(0)
+    linear = nn.Linear(3, 4)
+    x, x2 = torch.randn(8, 3), torch.randn(8, 3)
+    assert chord_nonlinearity(linear, x, x2, transform=None).item() < 1e-6
+    # ... but its softmax probabilities are not, and a tanh network is not either.
+    assert chord_nonlinearity(linear, x, x2).item() > 1e-3
+    curved = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 4))
+    with torch.no_grad():
+        curved[0].weight.mul_(5)
+    assert chord_nonlinearity(curved, x, x2, transform=None).item() > 1e-2
+
+
+def test_chord_nonlinearity_default_is_on_probabilities():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 4))
+    x, x2 = torch.randn(8, 3), torch.randn(8, 3)
+    as_probs = chord_nonlinearity(model, x, x2, transform=lambda out: torch.softmax(out, dim=-1))
+    assert torch.allclose(chord_nonlinearity(model, x, x2), as_probs)
+
+
+def test_chord_errors():
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="n_points"):
+        chord_outputs(nn.Identity(), x, x, n_points=1)
+    with pytest.raises(ValueError, match="x2"):
+        chord_outputs(nn.Identity(), x, torch.randn(4, 2))
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        chord_outputs(nn.Identity(), x, torch.randn(3, 3))
+    with pytest.raises(TypeError, match="x2"):
+        chord_outputs(nn.Identity(), x, x.long())
+    with pytest.raises(ValueError, match="transform"):
+        chord_nonlinearity(nn.Identity(), x, x, transform="sigmoid")
+    with pytest.raises(ValueError, match="reduction"):
+        chord_nonlinearity(nn.Identity(), x, x, reduction="max")
