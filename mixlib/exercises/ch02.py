@@ -1,0 +1,412 @@
+"""Checkers for chapter 2, mixup."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as nnf
+
+from ..flatness import chord_nonlinearity
+from ..metrics import reliability
+from . import Feedback, as_float, call, check_callable, diagnose, finish, hint, passed
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 1: the mixup batch
+# ---------------------------------------------------------------------------------------------
+
+# Row i is paired with row _PERM[i]. Not an involution, so the inverse permutation differs,
+# and different from the flip (timm) and roll (torchvision) pairings.
+_PERM = torch.tensor([2, 0, 4, 5, 1, 3])
+
+
+def _mixup_case(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(6, 3, generator=g)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    return x, nnf.one_hot(labels, 4).float()
+
+
+def _pairings(t: torch.Tensor, lam: float, perm: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a batch becomes under the right mixing and under typical wrong ones."""
+    n = t.shape[0]
+    inverse = torch.argsort(perm)
+    return {
+        "right": lam * t + (1 - lam) * t[perm],
+        "unmixed": t,
+        "partner": t[perm],
+        "swapped": (1 - lam) * t + lam * t[perm],
+        "inverse": lam * t + (1 - lam) * t[inverse],
+        "flip": lam * t + (1 - lam) * t.flip(0),
+        "roll": lam * t + (1 - lam) * t.roll(1, 0),
+        "identity": lam * t + (1 - lam) * t[torch.arange(n)],
+    }
+
+
+def _which(out: torch.Tensor, variants: dict[str, torch.Tensor]) -> str | None:
+    for name, value in variants.items():
+        if out.shape == value.shape and torch.allclose(out, value, atol=1e-6):
+            return name
+    return None
+
+
+_SIDE_HINTS = {
+    "unmixed": "you returned {name} unchanged: {name} must be mixed too, with the same lam and perm.",
+    "partner": "you returned the partners {name}[perm] alone; the mixed batch is "
+               "lam * {name} + (1 - lam) * {name}[perm].",
+    "inverse": "row i's partner is row perm[i], which is {name}[perm]; you used the inverse pairing "
+               "(argsort(perm), or assigning out[perm] = ...) for {name}.",
+    "flip": "pair with the perm you are given: {name}.flip(0) is timm's fixed pairing, not perm.",
+    "roll": "pair with the perm you are given: {name}.roll(1, 0) is torchvision's fixed pairing, not perm.",
+}
+
+
+def check_mixup_batch(mixup_batch: Callable, strict: bool = False) -> Feedback:
+    """Check ``mixup_batch(x, y, lam, perm) -> (x_mixed, y_mixed)``.
+
+    The expected answer is ``(lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm])``
+    for a float ``lam`` and one-hot targets ``y``, without modifying ``x`` or ``y``.
+    """
+    problem = check_callable(mixup_batch, "mixup_batch")
+    if problem is not None:
+        return finish(problem, strict)
+    for seed, lam in [(0, 0.3), (1, 0.8)]:
+        x, y = _mixup_case(seed)
+        x_before, y_before = x.clone(), y.clone()
+        result, problem = call(mixup_batch, x, y, lam, _PERM.clone())
+        if problem is not None:
+            return finish(problem, strict)
+        if not torch.equal(x, x_before) or not torch.equal(y, y_before):
+            changed = "x" if not torch.equal(x, x_before) else "y"
+            return finish(hint(f"your function changed {changed} in place (for example with *= or +=); "
+                               "the caller still needs the original batch, so build new tensors."), strict)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            return finish(hint("return a pair (x_mixed, y_mixed): the mixed inputs and the mixed targets."),
+                          strict)
+        x_out, y_out = result
+        for name, out, ref in [("x_mixed", x_out, x), ("y_mixed", y_out, y)]:
+            if not isinstance(out, torch.Tensor):
+                return finish(hint(f"{name} should be a tensor, but you returned {type(out).__name__}."),
+                              strict)
+            if out.shape != ref.shape:
+                return finish(hint(f"{name} should have the shape of its input {tuple(ref.shape)}, "
+                                   f"got {tuple(out.shape)}."), strict)
+        got_x = _which(x_out.detach().float(), _pairings(x, lam, _PERM))
+        got_y = _which(y_out.detach().float(), _pairings(y, lam, _PERM))
+        if got_x == got_y == "right":
+            continue
+        if got_x == got_y == "swapped":
+            problem = hint("lam weighs the example itself and (1 - lam) its partner: "
+                           "lam * x + (1 - lam) * x[perm]. You have the two weights the other way round.")
+        elif {got_x, got_y} == {"right", "swapped"}:
+            side = "x" if got_x == "swapped" else "y"
+            problem = hint(f"you swapped lam and 1 - lam for {side} only. Inputs and targets must be mixed "
+                           "with the same weights, or the label no longer describes the input.")
+        elif got_x != "right" and got_x in _SIDE_HINTS:
+            problem = hint(_SIDE_HINTS[got_x].format(name="x"))
+        elif got_y != "right" and got_y in _SIDE_HINTS:
+            problem = hint(_SIDE_HINTS[got_y].format(name="y"))
+        elif got_x == "right":
+            problem = hint("x_mixed is right, but y_mixed is not lam * y + (1 - lam) * y[perm]: mix the targets "
+                           "with the same lam and the same perm as the inputs.")
+        elif got_y == "right":
+            problem = hint("y_mixed is right, but x_mixed is not lam * x + (1 - lam) * x[perm]: mix the inputs "
+                           "with the same lam and the same perm as the targets.")
+        else:
+            problem = hint(f"with lam = {lam} neither output is lam * t + (1 - lam) * t[perm]; "
+                           "check the formula on a batch of two examples by hand.")
+        return finish(problem, strict)
+    return finish(passed("inputs and one-hot targets are mixed with the same lam and the same pairing, "
+                         "and the original batch is left untouched."), strict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 2: expected calibration error
+# ---------------------------------------------------------------------------------------------
+
+
+def _bin_index(conf: torch.Tensor, edges: torch.Tensor, right_closed: bool, clamp: bool = True) -> torch.Tensor:
+    n_bins = len(edges) - 1
+    index = torch.bucketize(conf, edges, right=not right_closed) - 1
+    return index.clamp(0, n_bins - 1) if clamp else index.clamp(min=0)
+
+
+def _binned_gaps(conf: torch.Tensor, correct: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    n_bins = int(index.max()) + 1
+    count = torch.bincount(index, minlength=n_bins).double()
+    sum_conf = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, conf)
+    sum_acc = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, correct)
+    return count, sum_acc, sum_conf
+
+
+def _ece_variants(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dict[str, float]:
+    """The ECE and what some typical mistakes give instead."""
+    probs = probs.double()
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).double()
+    n = len(labels)
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+
+    def weighted(conf_: torch.Tensor, index: torch.Tensor, how: str = "abs") -> float:
+        count, sum_acc, sum_conf = _binned_gaps(conf_, correct, index)
+        if how == "abs":
+            return float((sum_acc - sum_conf).abs().sum() / n)
+        if how == "signed":
+            return float((sum_acc - sum_conf).sum() / n)
+        if how == "squared":
+            full = count > 0
+            gap = (sum_acc[full] - sum_conf[full]) / count[full]
+            return float((count[full] / n * gap**2).sum())
+        if how == "counts":
+            return float((sum_acc - sum_conf).abs().sum())
+        full = count > 0
+        gaps = ((sum_acc[full] - sum_conf[full]) / count[full]).abs()
+        if how == "unweighted":
+            return float(gaps.mean())
+        return float(gaps.sum() / n_bins)  # "unweighted_all": empty bins count as zero
+
+    right = _bin_index(conf, edges, right_closed=True)
+    true_conf = probs[torch.arange(n), labels]
+    few_edges = torch.linspace(0, 1, n_bins, dtype=torch.float64)
+    data_edges = torch.linspace(float(conf.min()), float(conf.max()), n_bins + 1, dtype=torch.float64)
+    return {
+        "right": weighted(conf, right),
+        # first, so that on edge cases the edge hint wins over others that happen to coincide
+        "left_closed": weighted(conf, _bin_index(conf, edges, right_closed=False)),
+        "left_closed_open_top": weighted(conf, _bin_index(conf, edges, right_closed=False, clamp=False)),
+        "unweighted": weighted(conf, right, "unweighted"),
+        "unweighted_all": weighted(conf, right, "unweighted_all"),
+        "true_class": weighted(true_conf, _bin_index(true_conf, edges, right_closed=True)),
+        "signed": weighted(conf, right, "signed"),
+        "global": abs(weighted(conf, right, "signed")),
+        "squared": weighted(conf, right, "squared"),
+        "counts": weighted(conf, right, "counts"),
+        "few_edges": weighted(conf, _bin_index(conf, few_edges, right_closed=True)),
+        "data_edges": weighted(conf, _bin_index(conf, data_edges, right_closed=True)),
+    }
+
+
+_ECE_HINTS = {
+    "unweighted": "you averaged the bins' gaps equally; weigh each bin by its share of the examples, "
+                  "n_b / n, so that a bin with 3 examples counts less than one with 300.",
+    "unweighted_all": "you divided the sum of the bins' gaps by the number of bins; weigh each bin by "
+                      "n_b / n, its share of the examples, instead.",
+    "true_class": "the confidence is the probability of the PREDICTED class (the largest entry of the "
+                  "row), not the probability given to the true label.",
+    "signed": "take the absolute value of each bin's gap |accuracy - confidence| before summing: "
+              "otherwise over- and under-confident bins cancel.",
+    "global": "you compared the overall accuracy with the overall confidence (or let the signed gaps "
+              "cancel): take |accuracy_b - confidence_b| in each bin, then the weighted sum.",
+    "squared": "the ECE uses the absolute gap |accuracy_b - confidence_b|, not its square.",
+    "counts": "weigh each bin's gap by n_b / n; you multiplied by the count n_b but did not divide by n.",
+    "few_edges": "torch.linspace(0, 1, n_bins) gives n_bins edges, that is n_bins - 1 bins; the edges "
+                 "are torch.linspace(0, 1, n_bins + 1).",
+    "data_edges": "the bins split [0, 1], not the range from the smallest to the largest confidence "
+                  "(torch.histc with min=max=0 does the latter).",
+    "left_closed": "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], closed on the RIGHT: a "
+                   "confidence of exactly 0.75 with 4 bins goes to the third bin (0.5, 0.75].",
+    "left_closed_open_top": "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], closed on the RIGHT: "
+                            "a confidence of exactly 1 belongs to the last bin, and 0.75 with 4 bins to "
+                            "(0.5, 0.75].",
+}
+
+
+def _ece_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
+    g = torch.Generator().manual_seed(2024)
+    logits = 2.5 * torch.randn(400, 5, generator=g)
+    probs = torch.softmax(logits, dim=1)
+    # labels drawn from a flatter distribution than the model's: an over-confident model
+    labels = torch.multinomial(torch.softmax(logits / 2, dim=1), 1, generator=g).squeeze(1)
+    # confidences exactly on bin edges (binary fractions, exact in float32)
+    edge_probs = torch.tensor([
+        [0.75, 0.125, 0.125], [0.75, 0.25, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0],
+        [0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.375, 0.3125, 0.3125], [0.125, 0.25, 0.625],
+        [0.875, 0.0625, 0.0625], [0.1875, 0.75, 0.0625],
+    ])
+    edge_labels = torch.tensor([0, 1, 0, 0, 2, 1, 0, 2, 1, 1])
+    return [
+        ("400 random predictions of 5 classes, 10 bins", probs, labels, 10),
+        ("predictions whose confidences sit exactly on bin edges, 4 bins", edge_probs, edge_labels, 4),
+    ]
+
+
+def check_ece(expected_calibration_error: Callable, strict: bool = False) -> Feedback:
+    """Check ``expected_calibration_error(probs, labels, n_bins) -> float``.
+
+    The expected answer is ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over ``n_bins``
+    equal-width bins of the top probability, bin ``b`` holding confidences in
+    ``(b / n_bins, (b + 1) / n_bins]`` (the first bin also holds 0), as
+    :func:`mixlib.metrics.reliability` computes it.
+    """
+    problem = check_callable(expected_calibration_error, "expected_calibration_error")
+    if problem is not None:
+        return finish(problem, strict)
+    for what, probs, labels, n_bins in _ece_cases():
+        value, problem = call(expected_calibration_error, probs.clone(), labels.clone(), n_bins)
+        if problem is None:
+            value, problem = as_float(value, "the ECE")
+        if problem is None:
+            variants = _ece_variants(probs, labels, n_bins)
+            assert math.isclose(variants["right"], reliability(probs, labels, n_bins).ece, abs_tol=1e-12)
+            wrong = {_ECE_HINTS[k]: v for k, v in variants.items() if k != "right"}
+            problem = diagnose(value, variants["right"], wrong, rtol=1e-5, atol=1e-7)
+            if problem is not None:
+                problem = hint(f"on {what}: " + problem.message)
+        if problem is not None:
+            return finish(problem, strict)
+    return finish(passed("your ECE weighs each bin's |accuracy - confidence| by its share of the examples, "
+                         "with the right bins, also for confidences on the bin edges."), strict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3: moments of the mixing weight
+# ---------------------------------------------------------------------------------------------
+
+
+def _moments(alpha: float) -> tuple[float, float, float]:
+    var = 1 / (4 * (2 * alpha + 1))
+    return 0.5, var, 0.25 - var
+
+
+def check_lambda_moments(lambda_moments: Callable, strict: bool = False) -> Feedback:
+    """Check ``lambda_moments(alpha) -> (mean, variance, mean of lam * (1 - lam))`` for lam ~ Beta(alpha, alpha).
+
+    The expected answer is ``(1/2, 1 / (4 (2 alpha + 1)), alpha / (2 (2 alpha + 1)))``.
+    """
+    problem = check_callable(lambda_moments, "lambda_moments")
+    if problem is not None:
+        return finish(problem, strict)
+    for alpha in [0.5, 2.0, 0.1, 8.0]:
+        result, problem = call(lambda_moments, alpha)
+        if problem is not None:
+            return finish(problem, strict)
+        if isinstance(result, torch.Tensor):
+            result = result.tolist()
+        if not isinstance(result, (tuple, list)) or len(result) != 3:
+            return finish(hint("return three numbers: (mean, variance, mean of lam * (1 - lam))."), strict)
+        mean, var, cross = _moments(alpha)
+        names = ["the mean", "the variance", "the mean of lam * (1 - lam)"]
+        values = []
+        for name, v in zip(names, result, strict=True):
+            v, problem = as_float(v, f"{name} (alpha = {alpha})")
+            if problem is not None:
+                return finish(problem, strict)
+            values.append(v)
+        checks = [
+            (values[0], mean, {
+                "Beta(a, b) has mean a / (a + b): with a = b = alpha that is 1/2 for every alpha, "
+                "as the symmetry lam <-> 1 - lam says.": alpha / (alpha + 1),
+            }),
+            (values[1], var, {
+                "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1)); with a = b = alpha the last factor "
+                "is 2 alpha + 1, not alpha + 1.": 1 / (4 * (alpha + 1)),
+                "you lost the factor a b / (a + b)^2 = 1/4: the variance is 1 / (4 (2 alpha + 1)).":
+                    1 / (2 * alpha + 1),
+                "that is the standard deviation; the variance is its square, 1 / (4 (2 alpha + 1)).":
+                    math.sqrt(var),
+                "1/12 is the variance of the uniform distribution, Beta(1, 1) only; it depends on alpha.": 1 / 12,
+                "you returned E[lam (1 - lam)] in place of the variance.": cross,
+            }),
+            (values[2], cross, {
+                "lam and 1 - lam are not independent, so E[lam (1 - lam)] is not E[lam] E[1 - lam] = 1/4: "
+                "write it as E[lam] - E[lam^2] = 1/2 - (Var + 1/4).": 0.25,
+                "a sign: E[lam^2] = Var + 1/4, so E[lam (1 - lam)] = 1/4 - Var, not 1/4 + Var.": 0.25 + var,
+                "you returned the variance in place of E[lam (1 - lam)] = 1/4 - Var.": var,
+            }),
+        ]
+        for (got, expected, wrong), name in zip(checks, names, strict=True):
+            problem = diagnose(got, expected, wrong, rtol=1e-6, atol=1e-9)
+            if problem is not None:
+                return finish(hint(f"{name}, alpha = {alpha}: " + problem.message), strict)
+    return finish(passed("mean 1/2, variance 1 / (4 (2 alpha + 1)) and E[lam (1 - lam)] = alpha / (2 (2 alpha + 1)) "
+                         "for every alpha tried."), strict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 4: how far from linear along a chord
+# ---------------------------------------------------------------------------------------------
+
+
+def _chord_model() -> nn.Module:
+    """A fixed three-class linear classifier: its logits are exactly linear along any chord."""
+    model = nn.Linear(2, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[2.0, -1.0], [-1.5, 2.5], [0.5, 0.5]]))
+        model.bias.copy_(torch.tensor([0.3, -0.2, 0.0]))
+    return model.eval()
+
+
+@torch.no_grad()
+def _chord_variants(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_points: int) -> dict[str, float]:
+    def gaps(ts: torch.Tensor, f: Callable, swap: bool = False) -> torch.Tensor:
+        t = ts[:, None]
+        out = f(model((1 - t) * a + t * b))
+        fa, fb = f(model(a[None]))[0], f(model(b[None]))[0]
+        if swap:
+            fa, fb = fb, fa
+        return out - ((1 - t) * fa + t * fb)
+
+    def softmax(z: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(z, dim=-1)
+
+    ts = torch.linspace(0, 1, n_points)
+    g = gaps(ts, softmax)
+    return {
+        "right": float(g.norm(dim=1).mean()),
+        "logits": float(gaps(ts, lambda z: z).norm(dim=1).mean()),
+        "swapped": float(gaps(ts, softmax, swap=True).norm(dim=1).mean()),
+        "interior": float(gaps(torch.linspace(0, 1, n_points + 2)[1:-1], softmax).norm(dim=1).mean()),
+        "drop_ends": float(g[1:-1].norm(dim=1).mean()),
+        "max": float(g.norm(dim=1).max()),
+        "squared": float(g.pow(2).sum(dim=1).mean()),
+        "l1": float(g.abs().sum(dim=1).mean()),
+        "sum": float(g.norm(dim=1).sum()),
+    }
+
+
+_CHORD_HINTS = {
+    "logits": "measure the probabilities (softmax of the logits), not the logits: mixup mixes one-hot targets, "
+              "so it asks the probabilities to be linear. (This model's logits are exactly linear, so they "
+              "score 0.)",
+    "swapped": "the straight line runs from f(a) at t = 0 to f(b) at t = 1: (1 - t) f(a) + t f(b). "
+               "You have the ends the other way round.",
+    "interior": "include both endpoints: t = torch.linspace(0, 1, n_points).",
+    "drop_ends": "average over all n_points values of t, ends included (the gap is 0 there).",
+    "max": "average the gap over the points of the chord instead of taking its largest value.",
+    "squared": "use the Euclidean norm of the gap at each point, not its square.",
+    "l1": "use the Euclidean norm (torch.linalg.vector_norm or .norm(dim=1)), not the sum of absolute values.",
+    "sum": "average over the points of the chord (.mean()), don't sum.",
+}
+
+
+def check_chord_gap(chord_gap: Callable, strict: bool = False) -> Feedback:
+    """Check ``chord_gap(model, a, b, n_points) -> float``.
+
+    The expected answer is the mean, over ``n_points`` evenly spaced ``t`` in [0, 1] (ends
+    included), of ``|| p((1 - t) a + t b) - ((1 - t) p(a) + t p(b)) ||``, with ``p`` the
+    softmax of the model's logits and the Euclidean norm; the same number as
+    :func:`mixlib.flatness.chord_nonlinearity` for the pair ``(b, a)``.
+    """
+    problem = check_callable(chord_gap, "chord_gap")
+    if problem is not None:
+        return finish(problem, strict)
+    model = _chord_model()
+    cases = [
+        (torch.tensor([-1.5, -1.0]), torch.tensor([1.5, -0.5]), 11),
+        (torch.tensor([2.0, -2.0]), torch.tensor([-1.0, 1.5]), 6),
+    ]
+    for a, b, n_points in cases:
+        value, problem = call(chord_gap, model, a.clone(), b.clone(), n_points)
+        if problem is None:
+            value, problem = as_float(value, "the chord gap")
+        if problem is None:
+            variants = _chord_variants(model, a, b, n_points)
+            library = float(chord_nonlinearity(model, b[None], a[None], n_points))
+            assert math.isclose(variants["right"], library, rel_tol=1e-5)
+            wrong = {_CHORD_HINTS[k]: v for k, v in variants.items() if k != "right"}
+            problem = diagnose(value, variants["right"], wrong, rtol=1e-4, atol=1e-6)
+        if problem is not None:
+            return finish(problem, strict)
+    return finish(passed("your gap matches mixlib.flatness.chord_nonlinearity on two chords."), strict)

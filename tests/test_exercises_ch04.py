@@ -1,0 +1,279 @@
+"""Chapter 4 checkers accept the reference solutions and reject typical wrong answers with a hint."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mixlib.exercises import ExerciseFailed, Feedback, ch04
+from mixlib.gradients import expected_mmix_loss, gradient_terms, mixing_constant
+
+# --- reference solutions, as in the book -----------------------------------------------------------
+
+
+def four_terms(e, e2, g, g2, lam):
+    w = lam * (1 - lam)
+    return {
+        "ordinary_x": -(lam**2 * e[:, None] * g).sum(0),
+        "ordinary_x2": -((1 - lam) ** 2 * e2[:, None] * g2).sum(0),
+        "cross_x": -(w * e2[:, None] * g).sum(0),
+        "cross_x2": -(w * e[:, None] * g2).sum(0),
+    }
+
+
+def c_of(alpha):
+    return alpha / (2 * (2 * alpha + 1))
+
+
+def expected_loss(residuals, alpha):
+    c = c_of(alpha)
+    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * residuals.mean() ** 2)
+
+
+def test_reference_solutions_pass():
+    assert ch04.check_four_terms(four_terms)
+    assert ch04.check_mixing_constant(c_of)
+    assert ch04.check_expected_loss(expected_loss)
+    assert ch04.check_four_terms(four_terms, strict=True).passed
+    assert ch04.check_mixing_constant(c_of, strict=True).passed
+    assert ch04.check_expected_loss(expected_loss, strict=True).passed
+
+
+def test_library_functions_pass_the_checkers_too():
+    assert ch04.check_mixing_constant(mixing_constant)
+    assert ch04.check_expected_loss(expected_mmix_loss)
+
+
+def test_reference_four_terms_agree_with_gradient_terms_on_a_network():
+    """The checker's formula is the library's decomposition, given per-example gradients."""
+    torch.manual_seed(0)
+    features = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 3), nn.Tanh()).double()
+    head = nn.Linear(3, 1).double()
+    x, x2 = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+    y, y2 = torch.randn(6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    params = list(features.parameters())
+
+    def per_example(inputs):
+        rows = [torch.cat([p.reshape(-1) for p in torch.autograd.grad(head(features(xi[None]))[0, 0], params)])
+                for xi in inputs]
+        return torch.stack(rows)
+
+    with torch.no_grad():
+        e, e2 = y - head(features(x))[:, 0], y2 - head(features(x2))[:, 0]
+    mine = ch04.four_terms_reference(e, e2, per_example(x), per_example(x2), 0.35)
+    lib = gradient_terms(features, head, x, x2, y, y2, 0.35)
+    for key in ch04.TERMS:
+        assert torch.allclose(mine[key], lib[key], atol=1e-12), key
+
+
+# --- exercise 1: the four terms ----------------------------------------------------------------------
+
+
+def ft_plus_sign(e, e2, g, g2, lam):
+    return {k: -v for k, v in four_terms(e, e2, g, g2, lam).items()}
+
+
+def ft_own_residual(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    w = lam * (1 - lam)
+    out["cross_x"] = -(w * e[:, None] * g).sum(0)
+    out["cross_x2"] = -(w * e2[:, None] * g2).sum(0)
+    return out
+
+
+def ft_swapped_keys(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    out["cross_x"], out["cross_x2"] = out["cross_x2"], out["cross_x"]
+    return out
+
+
+def ft_lam_not_squared(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    out["ordinary_x"] = -(lam * e[:, None] * g).sum(0)
+    out["ordinary_x2"] = -((1 - lam) * e2[:, None] * g2).sum(0)
+    return out
+
+
+def ft_weights_exchanged(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    out["ordinary_x"] = -((1 - lam) ** 2 * e[:, None] * g).sum(0)
+    out["ordinary_x2"] = -(lam**2 * e2[:, None] * g2).sum(0)
+    return out
+
+
+def ft_mean(e, e2, g, g2, lam):
+    return {k: v / len(e) for k, v in four_terms(e, e2, g, g2, lam).items()}
+
+
+def ft_not_summed(e, e2, g, g2, lam):
+    return {k: -(lam**2 * e[:, None] * g) for k in ch04.TERMS}
+
+
+def ft_missing_key(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    del out["cross_x2"]
+    return out
+
+
+def ft_tuple(e, e2, g, g2, lam):
+    return tuple(four_terms(e, e2, g, g2, lam).values())
+
+
+def ft_one_term_off(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    out["cross_x2"] = 2 * out["cross_x2"]
+    return out
+
+
+def ft_crashes(e, e2, g, g2, lam):
+    return e @ g2.T @ g
+
+
+def ft_stub(e, e2, g, g2, lam):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (ft_plus_sign, "wrong sign"),
+        (ft_own_residual, "PARTNER's residual"),
+        (ft_swapped_keys, "exchanged: cross_x is the term whose DIRECTION"),
+        (ft_lam_not_squared, "weighted by lam and \\(1-lam\\)"),
+        (ft_weights_exchanged, "weights exchanged"),
+        (ft_mean, "SUM over the batch"),
+        (ft_not_summed, "one row per example"),
+        (ft_missing_key, "lacks the key\\(s\\) cross_x2"),
+        (ft_tuple, "return a dict"),
+        (ft_one_term_off, "cross_x2 do not match"),
+        (ft_crashes, "RuntimeError"),
+        (ft_stub, "NotImplementedError"),
+        ("four_terms", "pass your function"),
+    ],
+)
+def test_four_terms_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
+    feedback = ch04.check_four_terms(answer)
+    assert isinstance(feedback, Feedback) and not feedback
+    assert "Traceback" not in feedback.message
+    assert re.search(hint, feedback.message), feedback.message
+    with pytest.raises(ExerciseFailed):
+        ch04.check_four_terms(answer, strict=True)
+
+
+# --- exercise 2: c = E[lam (1 - lam)] ------------------------------------------------------------
+
+
+def c_independent(alpha):
+    return 0.25
+
+
+def c_plus_var(alpha):
+    return 0.25 + 1 / (4 * (2 * alpha + 1))
+
+
+def c_variance(alpha):
+    return 1 / (4 * (2 * alpha + 1))
+
+
+def c_no_half(alpha):
+    return alpha / (2 * alpha + 1)
+
+
+def c_variance_no_plus_one(alpha):
+    return 0.25 - alpha**2 / ((2 * alpha) ** 2 * (2 * alpha))
+
+
+def c_monte_carlo(alpha):
+    lam = np.random.default_rng(0).beta(alpha, alpha, size=20_000)
+    return float((lam * (1 - lam)).mean())
+
+
+def c_tensor(alpha):
+    return torch.tensor([c_of(alpha), c_of(alpha)])
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (c_independent, "not independent"),
+        (c_plus_var, "Subtract instead"),
+        (c_variance, "Var\\(lam\\) itself"),
+        (c_no_half, "factor 1/2"),
+        (c_variance_no_plus_one, "dropped the \\+1"),
+        (c_monte_carlo, "Monte Carlo estimate"),
+        (c_tensor, "single number"),
+        (mixing_constant(2.0), "pass your function"),
+    ],
+)
+def test_mixing_constant_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
+    feedback = ch04.check_mixing_constant(answer)
+    assert isinstance(feedback, Feedback) and not feedback
+    assert re.search(hint, feedback.message), feedback.message
+    with pytest.raises(ExerciseFailed):
+        ch04.check_mixing_constant(answer, strict=True)
+
+
+# --- exercise 3: the expected loss ---------------------------------------------------------------
+
+
+def el_no_penalty(e, alpha):
+    return float((1 - 2 * c_of(alpha)) * e.pow(2).mean() / 2)
+
+
+def el_erm(e, alpha):
+    return float(e.pow(2).mean() / 2)
+
+
+def el_no_half(e, alpha):
+    return 2 * expected_loss(e, alpha)
+
+
+def el_half_on_penalty_only(e, alpha):
+    c = c_of(alpha)
+    return float((1 - 2 * c) * e.pow(2).mean() + c * e.mean() ** 2)
+
+
+def el_quarter(e, alpha):
+    return float(0.5 * e.pow(2).mean() / 2 + 0.25 * e.mean() ** 2)
+
+
+def el_unscaled_erm(e, alpha):
+    return float(e.pow(2).mean() / 2 + c_of(alpha) * e.mean() ** 2)
+
+
+def el_sum(e, alpha):
+    return len(e) * expected_loss(e, alpha)
+
+
+def el_monte_carlo(e, alpha):
+    rng = np.random.default_rng(0)
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=(4000, 1)))
+    perms = torch.stack([torch.from_numpy(rng.permutation(len(e))) for _ in range(4000)])
+    return float((0.5 * (lam * e + (1 - lam) * e[perms]) ** 2).mean())
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (el_no_penalty, "left out the penalty"),
+        (el_erm, "not to mean\\(e\\^2\\)"),
+        (el_no_half, "forgot the factor 1/2"),
+        (el_half_on_penalty_only, "applies to the whole square"),
+        (el_quarter, "c = 1/4"),
+        (el_unscaled_erm, "ERM part is scaled"),
+        (el_sum, "not the sum"),
+        (el_monte_carlo, "Monte Carlo estimate"),
+        (lambda e, alpha: e, "single number"),
+    ],
+)
+def test_expected_loss_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
+    feedback = ch04.check_expected_loss(answer)
+    assert isinstance(feedback, Feedback) and not feedback
+    assert re.search(hint, feedback.message), feedback.message
+    assert str(feedback).startswith("❌")
+    with pytest.raises(ExerciseFailed):
+        ch04.check_expected_loss(answer, strict=True)
