@@ -4,14 +4,39 @@ The modules mirror the chapters: :mod:`~mixlib.data` (datasets that ship with pa
 :mod:`~mixlib.mixing` (mixing weights, pairings, mixed losses), :mod:`~mixlib.manifold`
 (models split into stages; mixing at a hidden layer), :mod:`~mixlib.gradients` (the
 four-term decomposition), :mod:`~mixlib.flatness` (singular values, chords),
-:mod:`~mixlib.train`, :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
+:mod:`~mixlib.constructions` (hand-built feature maps and subspace measurements),
+:mod:`~mixlib.metrics`, :mod:`~mixlib.train`, :mod:`~mixlib.experiments` (methods compared
+over seeds), :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
+
+The names most used in the book are re-exported here, so that ``mixlib.sample_lambda`` is
+:func:`mixlib.mixing.sample_lambda`, ``mixlib.mixup`` is :func:`mixlib.mixing.mixup` and
+``mixlib.gradient_terms`` is :func:`mixlib.gradients.gradient_terms`.
 """
 
 from .data import Split, digits, regression_1d, spirals, two_moons
+from .flatness import chord_nonlinearity, chord_outputs, class_singular_values, flattening_summary
+from .gradients import expected_mmix_loss, gradient_terms, mixing_constant, mmix_loss_monte_carlo
+from .manifold import StagedNet, mix_at, mlp
+from .mixing import (
+    mixed_cross_entropy,
+    mixed_squared_loss,
+    mixup,
+    one_hot,
+    random_pairing,
+    sample_lambda,
+    soft_cross_entropy,
+)
 from .seeding import device, make_generator, seed_everything
+from .train import History, fit
 
 __all__ = [
     "Split", "digits", "regression_1d", "spirals", "two_moons",
+    "chord_nonlinearity", "chord_outputs", "class_singular_values", "flattening_summary",
+    "expected_mmix_loss", "gradient_terms", "mixing_constant", "mmix_loss_monte_carlo",
+    "StagedNet", "mix_at", "mlp",
+    "mixed_cross_entropy", "mixed_squared_loss", "mixup", "one_hot", "random_pairing",
+    "sample_lambda", "soft_cross_entropy",
     "device", "make_generator", "seed_everything",
+    "History", "fit",
 ]
 __version__ = "0.1.0"

@@ -52,9 +52,10 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 4.0, height: float = 3
     """A figure of ``nrows x ncols`` panels, each ``width x height`` inches; axes as a flat array."""
     ncols = check_positive_int("ncols", ncols)
     nrows = check_positive_int("nrows", nrows)
-    with mpl.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                                 squeeze=False, layout="constrained")
+    # No rc_context here: the notebook's inline backend may load inside it, and leaving the
+    # context would switch interactive mode off, so later figures would never be shown.
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                             squeeze=False, layout="constrained", facecolor=STYLE["figure.facecolor"])
     return fig, axes.ravel()
 
 

@@ -13,6 +13,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
     Code that takes a ``generator`` argument should be passed the returned generator, so
     that its randomness does not depend on what ran before it.
+
+    It also makes PyTorch use one CPU thread: the book's models are small enough that more
+    threads barely help (and slow down badly when other processes compete for the cores),
+    and a fixed thread count keeps floating-point sums in the same order on every machine.
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -21,6 +25,7 @@ def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return make_generator(seed)
 
