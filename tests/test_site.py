@@ -147,3 +147,30 @@ def test_figures_stay_readable_in_both_themes(browser, site_url, mode):  # noqa:
                 f"{card:.2f} and darkest ink {ink:.2f}: low contrast")
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_display_maths_and_tables_fit_the_text_column(browser, site_url, page_path):  # noqa: F811
+    page, _ = visit(browser, site_url + page_path)
+    try:
+        page.wait_for_function("() => !document.querySelector('div.math:not(:has(mjx-container))')",
+                               timeout=10_000)
+        too_wide = page.evaluate("""() => {
+            const column = document.querySelector('article').clientWidth;
+            const out = [];
+            for (const el of document.querySelectorAll('article div.math mjx-container, article table')) {
+                const width = el.getBoundingClientRect().width;
+                const math = el.querySelector('mjx-math');
+                const inner = Math.max(el.scrollWidth, math ? math.getBoundingClientRect().width : 0);
+                // the maths must fit its own box (which leaves room for the equation number),
+                // and every box must fit the column
+                if (inner > width + 1 || width > column + 1) {
+                    out.push(`${el.tagName.toLowerCase()} ${Math.round(Math.max(width, inner))}px: `
+                             + el.textContent.slice(0, 60));
+                }
+            }
+            return out;
+        }""")
+        assert not too_wide, f"{page_path}: wider than the text column: {too_wide}"
+    finally:
+        page.close()

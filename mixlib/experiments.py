@@ -1,0 +1,280 @@
+"""Controlled comparisons: one architecture, several training methods, several seeds.
+
+A claim such as "manifold mixup beats ERM on digits" is only as good as the spread behind
+it. :func:`compare_methods` trains the same architecture once per method and seed, with
+the same initial weights and mini-batches for every method at a given seed, measures each
+trained model, and returns a :class:`Comparison` that summarises every measurement as
+mean, standard deviation and a 95 % confidence interval over the seeds.
+
+The default methods follow the manifold-mixup paper (Verma et al., arXiv 1806.05236):
+ERM, input mixup with ``alpha = 1`` and manifold mixup with ``alpha = 2``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from scipy import stats
+from torch import nn
+
+from .data import Split
+from .seeding import seed_everything
+from .train import METHODS, History, evaluate, fit
+
+__all__ = ["PAPER_METHODS", "Stat", "Comparison", "compare_methods", "summarize"]
+
+#: The three methods of the manifold-mixup paper, with its mixing parameters.
+PAPER_METHODS: dict[str, dict[str, Any]] = {
+    "ERM": {"method": "erm"},
+    "input mixup": {"method": "input", "alpha": 1.0},
+    "manifold mixup": {"method": "manifold", "alpha": 2.0},
+}
+
+# Arguments of fit that compare_methods sets itself, per method or per seed.
+_RESERVED = {"model", "x", "y", "method", "alpha", "seed", "x_test", "y_test"}
+
+Measure = Callable[[nn.Module, Split], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, sample standard deviation and 95 % confidence half-width of ``n`` values.
+
+    The interval is Student's t interval for the mean, ``mean ± ci95``; with a single
+    value the standard deviation and the interval are NaN.
+    """
+
+    mean: float
+    std: float
+    ci95: float
+    n: int
+
+    def format(self, digits: int = 3, spread: str = "std") -> str:
+        """``"mean ± spread"`` with ``digits`` decimals; ``spread`` is ``"std"`` or ``"ci95"``."""
+        if spread not in ("std", "ci95"):
+            raise ValueError(f"spread must be 'std' or 'ci95', got {spread!r}")
+        width = getattr(self, spread)
+        return f"{self.mean:.{digits}f} ± {width:.{digits}f}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def summarize(values: Iterable[float]) -> Stat:
+    """Summarise a sample: mean, standard deviation (n - 1 in the denominator) and t interval.
+
+    Args:
+        values: One or more finite numbers, for example one measurement per seed.
+
+    Returns:
+        The :class:`Stat` of the values.
+    """
+    xs = [float(v) for v in values]
+    if not xs:
+        raise ValueError("values must contain at least one number")
+    if not all(math.isfinite(v) for v in xs):
+        raise ValueError(f"values must be finite, got {xs}")
+    n = len(xs)
+    mean = sum(xs) / n
+    if n == 1:
+        return Stat(mean, math.nan, math.nan, 1)
+    std = math.sqrt(sum((v - mean) ** 2 for v in xs) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return Stat(mean, std, half, n)
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare_methods` measured: one row per (method, seed).
+
+    Attributes:
+        rows: One dict per trained model, with keys ``"method"``, ``"seed"`` and one key per
+            measurement (always ``"test_accuracy"`` for classification or ``"test_mse"`` for
+            regression, plus whatever ``measure`` returned).
+        models: The trained models by ``(method, seed)`` (empty if ``keep_models=False``).
+        histories: The training histories by ``(method, seed)``.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[tuple[str, int], nn.Module] = field(default_factory=dict)
+    histories: dict[tuple[str, int], History] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        """Method names, in the order they were run."""
+        return list(dict.fromkeys(row["method"] for row in self.rows))
+
+    @property
+    def metrics(self) -> list[str]:
+        """Measurement names, in the order they first appear."""
+        names = [k for row in self.rows for k in row if k not in ("method", "seed")]
+        return list(dict.fromkeys(names))
+
+    def values(self, method: str, metric: str) -> list[float]:
+        """The values of ``metric`` for ``method``, one per seed, in seed order."""
+        if method not in self.methods:
+            raise ValueError(f"method must be one of {self.methods}, got {method!r}")
+        if metric not in self.metrics:
+            raise ValueError(f"metric must be one of {self.metrics}, got {metric!r}")
+        return [row[metric] for row in self.rows if row["method"] == method]
+
+    def summary(self) -> dict[str, dict[str, Stat]]:
+        """``{method: {metric: Stat}}`` over the seeds."""
+        return {m: {k: summarize(self.values(m, k)) for k in self.metrics} for m in self.methods}
+
+    def table(
+        self,
+        metrics: Iterable[str] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        digits: int = 3,
+        spread: str = "std",
+    ) -> str:
+        """A plain-text table: one row per method, one ``mean ± spread`` column per metric.
+
+        Args:
+            metrics: Which measurements, in order (default: all).
+            labels: Column headings to use instead of the metric names.
+            digits: Decimals shown.
+            spread: ``"std"`` (standard deviation over the seeds) or ``"ci95"``.
+        """
+        metrics = list(self.metrics if metrics is None else metrics)
+        labels = dict(labels or {})
+        summary = self.summary()
+        for k in metrics:
+            if k not in self.metrics:
+                raise ValueError(f"metric must be one of {self.metrics}, got {k!r}")
+        cells = [[summary[m][k].format(digits, spread) for k in metrics] for m in self.methods]
+        heads = [labels.get(k, k) for k in metrics]
+        first = max(len("method"), *(len(m) for m in self.methods))
+        widths = [max(len(h), *(len(row[j]) for row in cells)) for j, h in enumerate(heads)]
+        lines = ["method".ljust(first) + "".join(f"  {h:>{w}}" for h, w in zip(heads, widths, strict=True))]
+        for m, row in zip(self.methods, cells, strict=True):
+            lines.append(m.ljust(first) + "".join(f"  {c:>{w}}" for c, w in zip(row, widths, strict=True)))
+        n = {s.n for per in summary.values() for s in per.values()}
+        lines.append(f"(mean ± {'std' if spread == 'std' else '95% CI'} over {'/'.join(map(str, sorted(n)))} seeds)")
+        return "\n".join(lines)
+
+    def merge(self, other: Comparison) -> Comparison:
+        """A new comparison with the runs of ``self`` followed by those of ``other``.
+
+        Use it to put methods that need different models (for example different eligible
+        layers) in one table.
+        """
+        if not isinstance(other, Comparison):
+            raise TypeError(f"other must be a Comparison, got {type(other).__name__}")
+        mine = {(row["method"], row["seed"]) for row in self.rows}
+        twice = sorted(mine & {(row["method"], row["seed"]) for row in other.rows})
+        if twice:
+            raise ValueError(f"both comparisons have runs for {twice}; rename the methods of one of them")
+        return Comparison(
+            rows=[dict(row) for row in self.rows + other.rows],
+            models={**self.models, **other.models},
+            histories={**self.histories, **other.histories},
+        )
+
+    def __repr__(self) -> str:
+        seeds = sorted({row["seed"] for row in self.rows})
+        return f"Comparison(methods={self.methods}, seeds={seeds}, metrics={self.metrics})"
+
+
+def _check_methods(methods: Mapping[str, Mapping[str, Any]]) -> None:
+    if not isinstance(methods, Mapping) or not methods:
+        raise ValueError("methods must be a non-empty mapping from a name to fit arguments")
+    for name, spec in methods.items():
+        if not isinstance(name, str):
+            raise TypeError(f"method names must be strings, got {name!r}")
+        if not isinstance(spec, Mapping) or spec.get("method") not in METHODS:
+            raise ValueError(
+                f"methods[{name!r}] must be a mapping with 'method' in {METHODS} (and optionally "
+                f"'alpha' or other fit arguments), got {spec!r}"
+            )
+        clash = set(spec) & (_RESERVED - {"method", "alpha"})
+        if clash:
+            raise ValueError(f"methods[{name!r}] must not set {sorted(clash)}: compare_methods sets them")
+
+
+def compare_methods(
+    build: Callable[[], nn.Module],
+    data: Split,
+    *,
+    seeds: Iterable[int] = (0, 1, 2),
+    methods: Mapping[str, Mapping[str, Any]] = PAPER_METHODS,
+    measure: Measure | None = None,
+    keep_models: bool = True,
+    **fit_kwargs: Any,
+) -> Comparison:
+    """Train ``build()`` with each method and seed, and measure every trained model.
+
+    For every seed, every method starts from the same initial weights
+    (``seed_everything(seed)`` before ``build()``) and sees the same shuffled mini-batches
+    (``fit(..., seed=seed)``), so the methods differ only in their loss.
+
+    Args:
+        build: Makes a fresh, untrained model (a :class:`~mixlib.manifold.StagedNet` for
+            manifold mixup), for example ``lambda: mlp(64, [128, 128], 10)``.
+        data: The train/test split; the model is trained on the training part.
+        seeds: The seeds, at least one; use three or more for a claim about the methods.
+        methods: ``{name: fit arguments}``, each with a ``"method"`` in ``("erm", "input",
+            "manifold")`` and usually an ``"alpha"``; default :data:`PAPER_METHODS`.
+        measure: Optional ``measure(model, data) -> {name: number}``, called on each trained
+            model (in eval mode) for extra measurements.
+        keep_models: Keep the trained models in :attr:`Comparison.models`.
+        **fit_kwargs: Passed to :func:`~mixlib.train.fit` for every run (``epochs``,
+            ``batch_size``, ``lr``, ...), except the arguments set here (``method``,
+            ``alpha``, ``seed``, the data).
+
+    Returns:
+        A :class:`Comparison` with one row per (method, seed).
+    """
+    if isinstance(build, nn.Module) or not callable(build):
+        raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
+    if not isinstance(data, Split):
+        raise TypeError(f"data must be a mixlib Split (for example mixlib.digits()), got {type(data).__name__}")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must contain at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ValueError(f"seeds must be ints >= 0, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    _check_methods(methods)
+    if measure is not None and not callable(measure):
+        raise TypeError(f"measure must be callable, got {type(measure).__name__}")
+    clash = set(fit_kwargs) & _RESERVED
+    if clash:
+        raise ValueError(f"do not pass {sorted(clash)}: compare_methods sets them (use methods= for method/alpha)")
+    fit_kwargs.setdefault("eval_every", 10**9)  # evaluate once, after the last epoch
+    fit_kwargs.setdefault("progress", False)
+
+    metric = "test_mse" if data.num_classes is None else "test_accuracy"
+    result = Comparison()
+    for name, spec in methods.items():
+        for seed in seeds:
+            seed_everything(seed)
+            model = build()
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"build() must return an nn.Module, got {type(model).__name__}")
+            history = fit(model, data.x_train, data.y_train, seed=seed, **dict(spec), **fit_kwargs)
+            model.eval()
+            row: dict[str, Any] = {"method": name, "seed": seed, metric: evaluate(model, data.x_test, data.y_test)}
+            if measure is not None:
+                extra = measure(model, data)
+                if not isinstance(extra, Mapping):
+                    raise TypeError(f"measure must return a mapping of name -> number, got {type(extra).__name__}")
+                for key, value in extra.items():
+                    if key in ("method", "seed"):
+                        raise ValueError(f"measure must not return the reserved key {key!r}")
+                    if isinstance(value, torch.Tensor):
+                        value = value.detach()
+                    row[key] = float(value)  # numbers, one-element tensors, numpy scalars
+            result.rows.append(row)
+            result.histories[(name, seed)] = history
+            if keep_models:
+                result.models[(name, seed)] = model
+    return result
