@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "_build" / "html"
+# The built site under test; BOOK_SITE points the site tests at another copy.
+SITE = Path(os.environ.get("BOOK_SITE", ROOT / "_build" / "html"))
 
 
 @pytest.fixture(autouse=True)
