@@ -75,8 +75,8 @@ def gradient_terms(
 
     Args:
         features: The feature extractor F, any module mapping a batch to shape ``(B, d)``. It is
-            run once on ``x`` and once on ``x2``, so it should treat examples independently (put
-            batch-norm layers in eval mode).
+            run once on ``x`` and once on ``x2``, so it should treat examples independently and
+            deterministically (call ``features.eval()`` if it has batch norm or dropout).
         head: The affine head G, an ``nn.Linear(d, 1)``. It is held fixed: the gradients are with
             respect to the parameters of ``features`` only.
         x: The examples, shape ``(B, ...)``.
@@ -110,8 +110,8 @@ def gradient_terms(
         lam = lam.to(y.dtype)
 
     # Detached copies of the parameters, so that gradients are taken without touching .grad.
-    names = [name for name, _ in features.named_parameters()]
     theta = {name: p.detach().requires_grad_(True) for name, p in features.named_parameters()}
+    params = list(theta.values())  # in the order of features.parameters()
     if not theta:
         raise ValueError("features has no parameters to differentiate")
 
@@ -130,7 +130,6 @@ def gradient_terms(
 
     def flat_grad(output: torch.Tensor, cotangent: torch.Tensor | None = None) -> torch.Tensor:
         """The vector-Jacobian product cotangent^T d(output)/d(theta), flattened."""
-        params = [theta[n] for n in names]
         # materialize_grads: a parameter that does not influence the output gets zeros, not None.
         grads = torch.autograd.grad(output, params, cotangent, retain_graph=True, materialize_grads=True)
         return torch.cat([g.reshape(-1) for g in grads])

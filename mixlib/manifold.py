@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from numbers import Integral
 
 import torch
 from torch import nn
 
 from mixlib._checks import check_lam, check_positive_int
-from mixlib.mixing import Lam, _checked_mix
+from mixlib.mixing import Lam, _check_float_batch, _check_no_nan_cheaply, _checked_mix
 
 __all__ = ["StagedNet", "mlp", "mix_at"]
 
@@ -66,19 +67,19 @@ class StagedNet(nn.Module):
         if not eligible:
             raise ValueError("eligible_layers must contain at least one layer")
         for k in eligible:
-            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n_layers:
+            if isinstance(k, bool) or not isinstance(k, Integral) or not 0 <= k < n_layers:
                 raise ValueError(
                     f"eligible_layers must hold ints in 0..{n_layers - 1} (the input to each block, "
                     f"and the output of the last), got {k!r}"
                 )
-        self.eligible_layers: tuple[int, ...] = eligible
+        self.eligible_layers: tuple[int, ...] = tuple(int(k) for k in eligible)
 
     def _check_layer(self, layer: object, eligible_only: bool) -> int:
         allowed = self.eligible_layers if eligible_only else tuple(range(len(self.blocks) + 1))
-        if isinstance(layer, bool) or not isinstance(layer, int) or layer not in allowed:
+        if isinstance(layer, bool) or not isinstance(layer, Integral) or int(layer) not in allowed:
             which = "eligible layers" if eligible_only else "layers"
             raise ValueError(f"layer must be one of the {which} {allowed}, got {layer!r}")
-        return layer
+        return int(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The ordinary forward pass, ``head(block[L-1](... block[0](x)))``."""
@@ -131,11 +132,16 @@ class StagedNet(nn.Module):
             The network's output for the mixed batch. Mix the targets with the same ``lam`` and ``perm``.
 
         Raises:
-            ValueError: If ``layer`` is not eligible, or on a bad ``lam`` or ``perm``.
+            ValueError: If ``layer`` is not eligible, on a bad ``lam`` or ``perm``, or NaN in ``x``.
+                Hidden states are not scanned for NaN (that would cost a pass over each of them
+                in every training step).
         """
         layer = self._check_layer(layer, eligible_only=True)
+        x = _check_float_batch("x", x)
+        _check_no_nan_cheaply("x", x)
         h = self.features(x, layer)
-        return self.forward_from(_checked_mix(f"hidden state at layer {layer}", h, lam, perm), layer)
+        mixed = _checked_mix(f"hidden state at layer {layer}", h, lam, perm, scan_nan=False)
+        return self.forward_from(mixed, layer)
 
     def sample_layer(self, generator: torch.Generator | None = None) -> int:
         """A layer drawn uniformly from :attr:`eligible_layers`, as the official code does per batch."""
@@ -213,7 +219,7 @@ def mix_at(model: nn.Module, name: str, lam: Lam, perm: torch.Tensor) -> Iterato
 
     Note:
         A submodule that is called more than once per forward pass (a shared module) is mixed
-        at every call. The submodule's output must be a single tensor.
+        at every call. The submodule's output must be a single tensor; it is not scanned for NaN.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -230,7 +236,7 @@ def mix_at(model: nn.Module, name: str, lam: Lam, perm: torch.Tensor) -> Iterato
     def mix_output(module: nn.Module, inputs: tuple, out: object) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"mix_at can only mix a tensor output; {name!r} returned {type(out).__name__}")
-        return _checked_mix(f"output of {name!r}", out, lam, perm)
+        return _checked_mix(f"output of {name!r}", out, lam, perm, scan_nan=False)
 
     handle = submodule.register_forward_hook(mix_output)
     try:

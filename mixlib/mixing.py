@@ -25,6 +25,7 @@ also accepts one value per example.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ __all__ = [
     "mixed_squared_loss",
 ]
 
+# A mixing weight: one number for the batch, or a tensor with one number per example.
 Lam = float | torch.Tensor
 
 
@@ -95,16 +97,22 @@ def random_pairing(n: int, generator: torch.Generator | None = None) -> torch.Te
 
 
 def _check_perm(perm: object, batch: int) -> torch.Tensor:
+    """Check the type and shape of a pairing. Its range is checked by index_select, see _mix."""
     if not isinstance(perm, torch.Tensor):
         raise TypeError(f"perm must be a torch.Tensor of indices, got {type(perm).__name__}")
     if perm.dtype != torch.long:
         raise TypeError(f"perm must be a LongTensor (dtype torch.int64), got dtype {perm.dtype}")
     if perm.shape != (batch,):
         raise ValueError(f"perm must have shape ({batch},), one index per example, got {tuple(perm.shape)}")
+    if perm.device.type != "cpu":  # an index out of range is a device-side assert on a GPU: check first
+        _check_perm_range(perm, batch)
+    return perm
+
+
+def _check_perm_range(perm: torch.Tensor, batch: int) -> None:
     low, high = (int(v) for v in torch.aminmax(perm))
     if low < 0 or high >= batch:
         raise ValueError(f"perm must hold indices in [0, {batch - 1}], got values from {low} to {high}")
-    return perm
 
 
 def _check_lam_shape(lam: Lam, batch: int) -> Lam:
@@ -139,45 +147,51 @@ def _check_no_nan_cheaply(name: str, t: torch.Tensor) -> None:
     # A NaN anywhere makes the sum NaN, and one reduction is ~10x cheaper than isnan(t).any()
     # on an image batch. A NaN sum can also come from +inf and -inf together, so the exact
     # check runs only then, to keep the message truthful.
-    if torch.isnan(t.detach().sum()) and torch.isnan(t).any():
+    if math.isnan(float(t.detach().sum())) and torch.isnan(t).any():
         raise ValueError(f"{name} contains NaN")
 
 
-class _PermuteRows(torch.autograd.Function):
-    """``t[perm]`` for a permutation ``perm``, with backward pass ``grad[inverse]``.
+class _MixRows(torch.autograd.Function):
+    """``lam * t + (1 - lam) * t[perm]`` for one number ``lam`` and a permutation ``perm``.
 
-    Autograd's own backward for ``t[perm]`` scatters the gradient back with ``index_add_``, which
-    on CPU costs more than the rest of the mixing in a training step. When ``perm`` is a
-    permutation, the same gradient is a cheap gather with the inverse permutation.
+    Autograd would differentiate ``t[perm]`` by scattering the gradient back (``index_add_``) and
+    then add the two paths, which costs more than the rest of the mixing in a training step. For a
+    permutation, the gradient is the same mix of ``grad`` with its rows put back in place,
+    ``lam * grad + (1 - lam) * grad[inverse]``: two cheap passes.
     """
 
     @staticmethod
-    def forward(ctx: Any, t: torch.Tensor, perm: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, t: torch.Tensor, lam: float, perm: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.lam = lam
         ctx.save_for_backward(inverse)
-        return t.index_select(0, perm)
+        return t.index_select(0, perm).lerp_(t, lam)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         (inverse,) = ctx.saved_tensors
-        return grad.index_select(0, inverse), None, None
-
-
-def _partner(t: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """``t[perm]``, by index_select, which is much faster than ``t[perm]`` on large batches."""
-    if t.requires_grad and torch.is_grad_enabled():
-        sorted_perm, inverse = perm.sort()
-        if torch.equal(sorted_perm, torch.arange(len(perm), device=perm.device)):
-            return _PermuteRows.apply(t, perm, inverse)
-    return t.index_select(0, perm)
+        return grad.index_select(0, inverse).lerp_(grad, ctx.lam), None, None, None
 
 
 def _mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
-    """``lam * t + (1 - lam) * t[perm]``, computed as ``t[perm] + lam * (t - t[perm])`` by lerp."""
-    partner = _partner(t, perm)
-    weight = _per_example(lam, t)
-    if isinstance(weight, torch.Tensor) and weight.requires_grad:
-        return torch.lerp(partner, t, weight)  # autograd needs partner intact for d/d(lam)
-    return partner.lerp_(t, weight)
+    """``lam * t + (1 - lam) * t[perm]``, computed as ``t[perm] + lam * (t - t[perm])`` by lerp.
+
+    ``t[perm]`` is computed by ``index_select``, which is much faster than indexing on large
+    batches, and which also checks that the indices in ``perm`` are in range.
+    """
+    try:
+        if t.requires_grad and torch.is_grad_enabled():
+            if isinstance(lam, float):
+                sorted_perm, inverse = perm.sort()
+                if torch.equal(sorted_perm, torch.arange(len(perm), device=perm.device)):
+                    return _MixRows.apply(t, lam, perm, inverse)
+            return torch.lerp(t.index_select(0, perm), t, _per_example(lam, t))
+        return t.index_select(0, perm).lerp_(t, _per_example(lam, t))
+    except IndexError:  # an index out of range: say so in terms of perm
+        try:
+            _check_perm_range(perm, len(t))
+        except ValueError as problem:
+            raise problem from None  # the IndexError from inside torch would only add noise
+        raise
 
 
 def mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
@@ -198,12 +212,13 @@ def mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
     return _checked_mix("t", t, lam, perm)
 
 
-def _checked_mix(name: str, t: object, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
+def _checked_mix(name: str, t: object, lam: Lam, perm: torch.Tensor, scan_nan: bool = True) -> torch.Tensor:
     t = _check_float_batch(name, t)
     batch = t.shape[0]
     lam = _check_lam_shape(lam, batch)
     perm = _check_perm(perm, batch)
-    _check_no_nan_cheaply(name, t)
+    if scan_nan:
+        _check_no_nan_cheaply(name, t)
     return _mix(t, lam, perm)
 
 
@@ -261,7 +276,8 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
     return F.one_hot(labels, num_classes).to(dtype)
 
 
-def _check_labels(name: str, labels: object, num_classes: int | None = None) -> torch.Tensor:
+def _check_labels(name: str, labels: object, num_classes: int | None = None, scan: bool = True) -> torch.Tensor:
+    """Check class labels; with ``scan=False`` only their type and shape, not their range."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -269,12 +285,16 @@ def _check_labels(name: str, labels: object, num_classes: int | None = None) -> 
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}{hint}")
     if labels.dim() != 1:
         raise ValueError(f"{name} must have shape (B,), got {tuple(labels.shape)}")
-    if labels.numel() > 0:
+    if scan and labels.numel() > 0:
         low, high = (int(v) for v in torch.aminmax(labels))
         if low < 0 or (num_classes is not None and high >= num_classes):
             upper = "" if num_classes is None else f", {num_classes - 1}"
             raise ValueError(f"{name} must be class indices in [0{upper}], got values from {low} to {high}")
     return labels.long()
+
+
+# nll_loss skips the labels equal to its ignore_index (-100 by default); none should be skipped.
+_NO_CLASS = torch.iinfo(torch.int64).min
 
 
 def _reduce(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -287,8 +307,17 @@ def _reduce(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _check_logits(logits: object) -> torch.Tensor:
-    logits = check_tensor("logits", logits)
+def _check_reduction(reduction: object) -> str:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def _check_logits(logits: object, scan_nan: bool = True) -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        check_tensor("logits", logits)  # raises a TypeError that says what is wrong
+    if scan_nan and torch.isnan(logits).any():
+        raise ValueError("logits contains NaN")
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape (B, num_classes), got {tuple(logits.shape)}")
     return logits
@@ -332,16 +361,41 @@ def mixed_cross_entropy(
 
     Returns:
         A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
+
+    Raises:
+        TypeError: If ``logits`` is not floating point or a label tensor is not integer.
+        ValueError: On mismatched batch sizes, ``lam`` outside [0, 1], labels outside
+            ``[0, C)``, or NaN in ``logits``.
     """
-    logits = _check_logits(logits)
-    num_classes = logits.shape[1]
-    y = _check_labels("y", y, num_classes)
-    y2 = _check_labels("y2", y2, num_classes)
+    # This runs in every training step, so the checks that scan tensors run only when something
+    # is off: nll_loss rejects labels out of range, and a NaN in logits makes the loss NaN.
+    reduction = _check_reduction(reduction)
+    logits = _check_logits(logits, scan_nan=False)
+    y, y2 = _check_labels("y", y, scan=False), _check_labels("y2", y2, scan=False)
     batch = check_same_batch(logits=logits, y=y, y2=y2)
     lam = _check_lam_shape(lam, batch)
+
     log_p = F.log_softmax(logits, dim=1)  # shared by both terms: half the work of two cross_entropy calls
-    ce, ce2 = F.nll_loss(log_p, y, reduction="none"), F.nll_loss(log_p, y2, reduction="none")
-    return _reduce(lam * ce + (1 - lam) * ce2, reduction)
+
+    def ce(labels: torch.Tensor, reduction: str) -> torch.Tensor:
+        return F.nll_loss(log_p, labels, reduction=reduction, ignore_index=_NO_CLASS)
+
+    try:
+        if isinstance(lam, float) and reduction != "none":
+            loss = lam * ce(y, reduction) + (1 - lam) * ce(y2, reduction)  # reduce first: fewer operations
+        else:
+            loss = _reduce(lam * ce(y, "none") + (1 - lam) * ce(y2, "none"), reduction)
+    except IndexError:  # a label out of range: say which
+        try:
+            _check_labels("y", y, logits.shape[1])
+            _check_labels("y2", y2, logits.shape[1])
+        except ValueError as problem:
+            raise problem from None  # the IndexError from inside torch would only add noise
+        raise
+    value = loss.detach()
+    if math.isnan(float(value if value.dim() == 0 else value.sum())):
+        _check_logits(logits)
+    return loss
 
 
 def _match_target(name: str, target: object, pred: torch.Tensor) -> torch.Tensor:

@@ -111,6 +111,11 @@ def test_forward_mixed_checks_lam_and_perm():
         net.forward_mixed(x, 1, 1.2, perm)
     with pytest.raises(ValueError, match="perm"):
         net.forward_mixed(x, 1, 0.5, perm[:4])
+    x[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="x contains NaN"):
+        net.forward_mixed(x, 2, 0.5, perm)
+    with pytest.raises(TypeError, match="x must be a floating-point"):
+        net.forward_mixed(torch.ones(5, 4, dtype=torch.long), 2, 0.5, perm)
 
 
 def test_sample_layer_covers_the_eligible_set_uniformly():

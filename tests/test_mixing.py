@@ -331,6 +331,12 @@ def test_mixed_cross_entropy_errors():
         mixed_cross_entropy(logits, y, y[:3], 0.5)
     with pytest.raises(TypeError, match="logits"):
         mixed_cross_entropy(logits.long(), y, y, 0.5)
+    with pytest.raises(ValueError, match=r"y must be class indices in \[0, 2\], got values from -100 to 2"):
+        mixed_cross_entropy(logits, torch.tensor([0, 1, 2, -100]), y, 0.5)  # -100: nll_loss's ignore_index
+    logits[2, 1] = float("nan")
+    for reduction in ("mean", "none"):
+        with pytest.raises(ValueError, match="logits contains NaN"):
+            mixed_cross_entropy(logits, y, y, 0.5, reduction)
 
 
 def test_mixed_squared_loss_by_hand():

@@ -1,0 +1,198 @@
+"""Benchmarks for the performance budgets of mixlib (DESIGN.md, section 6).
+
+Run with ``.venv/bin/python bench/bench.py``. Prints three ratios, each with its budget:
+
+1. a manifold-mixup training step / an ERM training step, same MLP and batch (budget 1.15), and,
+   for reference, the same step written by hand in plain torch / the ERM step;
+2. ``gradient_terms`` for B = 256 pairs / computing the gradient of the same mixed loss with
+   autograd, forward and backward (budget 4); the ratio to the backward call alone is printed too;
+3. ``mixup`` / ``torch.lerp(x[perm], x, lam)`` on a 256x3x32x32 batch (budget 1.1).
+
+Each comparison warms up both sides, then times them in alternating order (so that drifts in
+machine load hit both alike), many repeats of a few calls each; the ratio is the median over
+repeats of the ratio of neighbouring timings. torch's thread count is left at its default. The
+load average is printed because a busy machine inflates these ratios: on a 2-core machine
+each parallel torch operation then waits for a descheduled thread, so the ratio drifts toward
+the ratio of operation counts. The exit status is 1 if a ratio is over budget.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+
+from mixlib.gradients import gradient_terms
+from mixlib.manifold import mlp
+from mixlib.mixing import mixed_cross_entropy, mixup, one_hot, random_pairing, sample_lambda
+
+BATCH = 256
+
+
+def compare(
+    a: Callable[[], object], b: Callable[[], object], repeats: int, inner: int, warmup: int = 20
+) -> tuple[float, float, float]:
+    """Time ``a`` and ``b`` alternately; return their median seconds per call and the median ratio.
+
+    Each repeat times ``inner`` calls of ``a`` next to ``inner`` calls of ``b`` (in alternating
+    order), so that both see the same machine load; the ratio is the median over repeats of
+    ``time(a) / time(b)``, which is more robust to load drifts than a ratio of medians.
+    """
+    for _ in range(warmup):
+        a()
+        b()
+    times: dict[str, list[float]] = {"a": [], "b": []}
+    for r in range(repeats):
+        order = [("a", a), ("b", b)] if r % 2 == 0 else [("b", b), ("a", a)]
+        for key, fn in order:
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[key].append((time.perf_counter() - start) / inner)
+    ratios = [ta / tb for ta, tb in zip(times["a"], times["b"], strict=True)]
+    return statistics.median(times["a"]), statistics.median(times["b"]), statistics.median(ratios)
+
+
+def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    data = load_digits()
+    x = torch.tensor(data.data[:BATCH], dtype=torch.float32) / 16.0
+    y = torch.tensor(data.target[:BATCH], dtype=torch.long)
+    return x, y
+
+
+def bench_training_step() -> tuple[float, float, float, float, float, float]:
+    """Manifold-mixup step vs ERM step on a 64-256-256-256-10 ReLU MLP, batch 256 of digits.
+
+    Also times the same step written in plain torch, to separate what mixlib adds from what
+    manifold mixup itself costs.
+    """
+    torch.manual_seed(0)
+    x, y = digits_batch()
+    model = mlp(64, [256, 256, 256], 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(0)
+
+    def erm_step() -> None:
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def manifold_step() -> None:
+        lam, perm, layer = sample_lambda(2.0, generator=g), random_pairing(BATCH, g), model.sample_layer(g)
+        opt.zero_grad()
+        mixed_cross_entropy(model.forward_mixed(x, layer, lam, perm), y, y[perm], lam).backward()
+        opt.step()
+
+    def plain_torch_step() -> None:
+        """The same manifold-mixup step written by hand, without mixlib (for reference)."""
+        lam = float(np.random.default_rng(int(torch.randint(0, 2**63 - 1, (1,), generator=g))).beta(2.0, 2.0))
+        perm = torch.randperm(BATCH, generator=g)
+        layer = int(torch.randint(len(model.blocks) + 1, (1,), generator=g))
+        opt.zero_grad()
+        h = x
+        for block in model.blocks[:layer]:
+            h = block(h)
+        h = lam * h + (1 - lam) * h[perm]
+        for block in model.blocks[layer:]:
+            h = block(h)
+        out = model.head(h)
+        (lam * F.cross_entropy(out, y) + (1 - lam) * F.cross_entropy(out, y[perm])).backward()
+        opt.step()
+
+    return (
+        *compare(manifold_step, erm_step, repeats=300, inner=4),
+        *compare(plain_torch_step, erm_step, repeats=150, inner=4),
+    )
+
+
+def bench_gradient_terms() -> tuple[float, float, float, float, float]:
+    """gradient_terms for 256 pairs vs the autograd gradient of the same mixed squared loss.
+
+    Returns the medians of gradient_terms, of forward+backward of the mixed loss and of the
+    backward call alone, and the median paired ratios of the first to the second and third.
+    """
+    torch.manual_seed(0)
+    x, labels = digits_batch()
+    net = mlp(64, [256, 256, 256], 1)
+    features, head = nn.Sequential(*net.blocks), net.head
+    perm = random_pairing(BATCH, torch.Generator().manual_seed(1))
+    x2, y = x[perm], labels.float()
+    y2, lam = y[perm], 0.3
+    params = list(features.parameters())
+
+    def mixed_loss() -> torch.Tensor:
+        mixed = head(lam * features(x) + (1 - lam) * features(x2))[:, 0]
+        return 0.5 * (lam * y + (1 - lam) * y2 - mixed).pow(2).sum()
+
+    def timed(fn: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    for _ in range(10):
+        gradient_terms(features, head, x, x2, y, y2, lam)
+        torch.autograd.grad(mixed_loss(), params)
+    t_terms, t_fb, t_b = [], [], []
+    for _ in range(150):
+        t_terms.append(timed(lambda: gradient_terms(features, head, x, x2, y, y2, lam)))
+        t_fb.append(timed(lambda: torch.autograd.grad(mixed_loss(), params)))
+        loss = mixed_loss()  # the forward pass, not timed
+        t_b.append(timed(partial(torch.autograd.grad, loss, params)))
+    median = statistics.median
+    return (
+        median(t_terms),
+        median(t_fb),
+        median(t_b),
+        median([a / b for a, b in zip(t_terms, t_fb, strict=True)]),
+        median([a / b for a, b in zip(t_terms, t_b, strict=True)]),
+    )
+
+
+def bench_mixup() -> tuple[float, float, float]:
+    """mixup of a 256x3x32x32 batch (with one-hot targets) vs a bare torch.lerp."""
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, 3, 32, 32)
+    y = one_hot(torch.randint(0, 10, (BATCH,)), 10)
+    perm, lam = random_pairing(BATCH, torch.Generator().manual_seed(0)), 0.3
+    return compare(lambda: mixup(x, y, lam, perm), lambda: torch.lerp(x[perm], x, lam), repeats=300, inner=3)
+
+
+def report(name: str, ratio: float, budget: float | None, times: str) -> bool:
+    verdict = "" if budget is None else ("PASS" if ratio <= budget else "OVER")
+    limit = "" if budget is None else f"<= {budget:<5}"
+    print(f"{name:<48} {ratio:6.2f}x  {limit:8} {verdict:4}  ({times})")
+    return budget is None or ratio <= budget
+
+
+def main() -> int:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
+    print("ratio = median over repeats of the paired ratio; times = medians per call\n")
+    t_mm, t_erm, r_step, t_plain, t_erm2, r_plain = bench_training_step()
+    t_terms, t_fb, t_b, r_fb, r_b = bench_gradient_terms()
+    t_mix, t_lerp, r_mix = bench_mixup()
+
+    def ms(a: float, b: float) -> str:
+        return f"{a * 1e3:.3f} ms vs {b * 1e3:.3f} ms"
+
+    ok = [
+        report("1. manifold-mixup step / ERM step", r_step, 1.15, ms(t_mm, t_erm)),
+        report("   same step in plain torch / ERM step", r_plain, None, ms(t_plain, t_erm2) + "; for information"),
+        report("2. gradient_terms / mixed-loss forward+backward", r_fb, 4.0, ms(t_terms, t_fb)),
+        report("   gradient_terms / backward call alone", r_b, None, ms(t_terms, t_b) + "; for information"),
+        report("3. mixup / torch.lerp(x[perm], x, lam)", r_mix, 1.1, ms(t_mix, t_lerp)),
+    ]
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f} (2 cores on the reference machine)")
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
