@@ -15,9 +15,9 @@ import math
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from mixlib._checks import check_fraction, check_positive, check_positive_int, check_same_batch, check_tensor
+from mixlib.gradients import four_terms
 from mixlib.mixing import Lam, _check_labels, _check_lam_shape
 
 __all__ = [
@@ -185,44 +185,7 @@ def linearised_gradient_terms(
     """
     if not isinstance(features, nn.Module) or not isinstance(head, nn.Module):
         raise TypeError("features and head must both be nn.Module instances")
-    x, x2 = check_tensor("x", x, min_dim=1), check_tensor("x2", x2, min_dim=1)
-    y, y2 = check_tensor("y", y, min_dim=1), check_tensor("y2", y2, min_dim=1)
-    batch = check_same_batch(x=x, x2=x2, y=y, y2=y2)
-    for name, t in [("y", y), ("y2", y2)]:
-        if t.shape not in ((batch,), (batch, 1)):
-            raise ValueError(f"{name} must have shape ({batch},) or ({batch}, 1), got {tuple(t.shape)}")
-    y, y2 = y.reshape(batch), y2.reshape(batch)
-    lam = _check_lam_shape(lam, batch)
-    if isinstance(lam, torch.Tensor) and lam.dim() == 1:
-        lam = lam.to(y.dtype)
-    names = [name for name, _ in features.named_parameters()]
-    theta = {name: p.detach().requires_grad_(True) for name, p in features.named_parameters()}
-    if not theta:
-        raise ValueError("features has no parameters to differentiate")
-
-    def G(z: torch.Tensor) -> torch.Tensor:
-        out = head(z)
-        if out.shape not in ((batch,), (batch, 1)):
-            raise ValueError(f"head must return one output per example, got shape {tuple(out.shape)}")
-        return out.reshape(batch)
-
-    def flat_grad(output: torch.Tensor, cotangent: torch.Tensor | None = None) -> torch.Tensor:
-        grads = torch.autograd.grad(output, [theta[n] for n in names], cotangent, retain_graph=True,
-                                    materialize_grads=True)
-        return torch.cat([g.reshape(-1) for g in grads])
-
-    z = functional_call(features, theta, (x,))
-    z2 = functional_call(features, theta, (x2,))
-    lam_z = lam.unsqueeze(-1) if isinstance(lam, torch.Tensor) else lam
-    mixed_residual = lam * y + (1 - lam) * y2 - G(lam_z * z + (1 - lam_z) * z2)
-    result = {"autograd": flat_grad(0.5 * mixed_residual.pow(2).sum())}
-    out, out2 = G(z), G(z2)
-    e, e2 = (y - out).detach(), (y2 - out2).detach()
-    result["ordinary_x"] = flat_grad(out, -lam**2 * e)
-    result["cross_x"] = flat_grad(out, -lam * (1 - lam) * e2)
-    result["ordinary_x2"] = flat_grad(out2, -((1 - lam) ** 2) * e2)
-    result["cross_x2"] = flat_grad(out2, -lam * (1 - lam) * e)
-    return {key: result[key] for key in ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2", "autograd")}
+    return four_terms(features, head, x, x2, y, y2, lam)
 
 
 def _rows(h: object) -> torch.Tensor:

@@ -27,6 +27,8 @@ itself is a rescaled ERM loss plus a penalty on the batch's mean residual
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -34,7 +36,7 @@ from torch.func import functional_call
 from mixlib._checks import check_positive, check_positive_int, check_same_batch, check_tensor
 from mixlib.mixing import Lam, _check_lam_shape, random_pairing, sample_lambda
 
-__all__ = ["gradient_terms", "mixing_constant", "expected_mmix_loss", "mmix_loss_monte_carlo"]
+__all__ = ["gradient_terms", "four_terms", "mixing_constant", "expected_mmix_loss", "mmix_loss_monte_carlo"]
 
 TERMS = ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2")
 
@@ -101,6 +103,33 @@ def gradient_terms(
         raise TypeError(f"head must be an affine nn.Linear with one output, got {type(head).__name__}")
     if head.out_features != 1:
         raise ValueError(f"head must have out_features == 1 (a scalar output), got {head.out_features}")
+    def G(z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != head.in_features:
+            raise ValueError(
+                f"features must map a batch to shape (B, {head.in_features}) to feed head, got {tuple(z.shape)}"
+            )
+        return head(z).squeeze(-1)
+
+    return four_terms(features, G, x, x2, y, y2, lam)
+
+
+def four_terms(
+    features: nn.Module,
+    head_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    x2: torch.Tensor,
+    y: torch.Tensor,
+    y2: torch.Tensor,
+    lam: Lam,
+) -> dict[str, torch.Tensor]:
+    """The four terms by the affine-head formula, and the autograd gradient, for any head function.
+
+    The computation behind :func:`gradient_terms` (where ``head_fn`` is an affine map, so the
+    terms add up to ``"autograd"``) and :func:`mixlib.constructions.linearised_gradient_terms`
+    (where it may be nonlinear, so they need not). ``head_fn`` maps features of shape ``(B, d)``
+    to ``(B,)`` or ``(B, 1)`` outputs and is held fixed. Arguments and result as in
+    :func:`gradient_terms`.
+    """
     x, x2 = check_tensor("x", x, min_dim=1), check_tensor("x2", x2, min_dim=1)
     y, y2 = check_tensor("y", y, min_dim=1), check_tensor("y2", y2, min_dim=1)
     batch = check_same_batch(x=x, x2=x2, y=y, y2=y2)
@@ -119,11 +148,10 @@ def gradient_terms(
         return functional_call(features, theta, (inputs,))
 
     def G(z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != head.in_features:
-            raise ValueError(
-                f"features must map a batch to shape (B, {head.in_features}) to feed head, got {tuple(z.shape)}"
-            )
-        return head(z).squeeze(-1)
+        out = head_fn(z)
+        if out.shape not in ((batch,), (batch, 1)):
+            raise ValueError(f"head must return one output per example, got shape {tuple(out.shape)}")
+        return out.reshape(batch)
 
     z, z2 = F(x), F(x2)
     lam_z = lam.unsqueeze(-1) if isinstance(lam, torch.Tensor) else lam
