@@ -133,8 +133,13 @@ def test_figures_stay_readable_in_both_themes(browser, site_url, mode):  # noqa:
     assert chapter is not None, "no chapter with figures"
     page, record = visit(browser, site_url + chapter, color_scheme=mode)
     try:
-        page.evaluate("mode => { localStorage.setItem('mode', mode); localStorage.setItem('theme', mode); }", mode)
-        page.reload(wait_until="networkidle")
+        # use the reader's control: the theme button in the header cycles light -> dark -> auto
+        toggle = page.locator("button.theme-switch-button").first
+        for _ in range(3):
+            if page.evaluate("document.documentElement.dataset.mode") == mode:
+                break
+            toggle.click()
+        assert page.evaluate("document.documentElement.dataset.mode") == mode
         assert page.evaluate("document.documentElement.dataset.theme") == mode
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         images = _content_images(page)
