@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ._checks import check_positive, check_positive_int, check_same_batch, check_tensor
 from .data import batches
 from .manifold import StagedNet
-from .mixing import mixed_cross_entropy, mixed_squared_loss, random_pairing, sample_lambda
+from .mixing import mix, mixed_cross_entropy, mixed_squared_loss, random_pairing, sample_lambda
 
 METHODS = ("erm", "input", "manifold")
 
@@ -100,7 +100,7 @@ def mixed_loss(
             )
         out = model.forward_mixed(x, model.sample_layer(generator), lam, perm)
     else:
-        out = model(lam * x + (1 - lam) * x[perm])
+        out = model(mix(x, lam, perm))
     if classification:
         return mixed_cross_entropy(out, y, y[perm], lam)
     return mixed_squared_loss(out.reshape(y.shape), y, y[perm], lam)
