@@ -16,3 +16,12 @@ SITE = Path(os.environ.get("BOOK_SITE", ROOT / "_build" / "html"))
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The models in the tests are tiny: one thread is much faster, especially on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

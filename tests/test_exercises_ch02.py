@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from exercise_helpers import assert_rejected
 
-from mixlib.exercises import ExerciseFailed, Feedback, ch02
+from mixlib.exercises import Feedback, ch02
 
 # --- reference solutions (as in the chapter) ---------------------------------------------------
 
@@ -68,16 +69,6 @@ def test_ece_reference_agrees_with_the_library():
     labels = torch.randint(4, (200,), generator=g)
     assert math.isclose(expected_calibration_error(probs, labels, 15), reliability(probs, labels, 15).ece,
                         rel_tol=1e-5)
-
-
-def assert_rejected(check, answer, hint):
-    feedback = check(answer)
-    assert isinstance(feedback, Feedback) and not feedback.passed
-    assert feedback.message and "Traceback" not in feedback.message
-    assert hint in feedback.message, feedback.message
-    assert str(feedback).startswith("❌")
-    with pytest.raises(ExerciseFailed):
-        check(answer, strict=True)
 
 
 # --- exercise 1: the mixup batch -------------------------------------------------------------

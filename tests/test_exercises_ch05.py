@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from exercise_helpers import assert_rejected
 
-from mixlib.exercises import ExerciseFailed, Feedback, ch05
+from mixlib.exercises import ch05
 
 # --- exercise 1 -------------------------------------------------------------------------------------
 
@@ -85,12 +86,7 @@ def test_reference_solutions_pass():
     ],
 )
 def test_mixed_logit_ce_checker_rejects_typical_mistakes(answer, hint):
-    feedback = ch05.check_mixed_logit_ce(answer)
-    assert isinstance(feedback, Feedback) and not feedback
-    assert hint in feedback.message, feedback.message
-    assert "Traceback" not in feedback.message
-    with pytest.raises(ExerciseFailed):
-        ch05.check_mixed_logit_ce(answer, strict=True)
+    assert_rejected(ch05.check_mixed_logit_ce, answer, hint)
 
 
 # --- exercise 2 -------------------------------------------------------------------------------------
@@ -143,12 +139,7 @@ def test_a_numerical_search_passes_too():
     ],
 )
 def test_best_scale_checker_rejects_typical_mistakes(answer, hint):
-    feedback = ch05.check_best_scale(answer)
-    assert not feedback
-    assert hint in feedback.message, feedback.message
-    assert str(feedback).startswith("❌")
-    with pytest.raises(ExerciseFailed):
-        ch05.check_best_scale(answer, strict=True)
+    assert_rejected(ch05.check_best_scale, answer, hint)
 
 
 # --- exercise 3 -------------------------------------------------------------------------------------
@@ -244,11 +235,7 @@ def losses_single_number(features, head, x, y, lam, perm):
     ],
 )
 def test_mixup_losses_checker_rejects_typical_mistakes(answer, hint):
-    feedback = ch05.check_mixup_losses(answer)
-    assert not feedback
-    assert hint in feedback.message, feedback.message
-    with pytest.raises(ExerciseFailed):
-        ch05.check_mixup_losses(answer, strict=True)
+    assert_rejected(ch05.check_mixup_losses, answer, hint)
 
 
 def test_mixed_outputs_mistake_is_named_only_where_it_matters():

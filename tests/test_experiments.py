@@ -14,15 +14,6 @@ from mixlib.experiments import PAPER_METHODS, Comparison, Stat, compare_methods,
 from mixlib.manifold import mlp
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models here are tiny: one thread is much faster, especially on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _data():
     return mixlib.two_moons(n=80, noise=0.1, seed=0)
 
