@@ -6,7 +6,9 @@ Two measurements from the chapters on mixup and manifold mixup:
   representations of one class as the rows of a matrix and take its singular values. A
   flattened class has one dominant direction: a large first singular value and small others.
   :func:`flattening_summary` reports the largest singular value and the sum of the others,
-  averaged over classes, the paper's measure.
+  averaged over classes, the paper's measure. Those raw singular values mix the class's
+  distance from the origin with its shape; :func:`class_dimension` measures the shape alone,
+  as the number of directions the *centred* class covariance spreads over.
 - **Linearity between examples** (mixup's goal): walk the straight segment between two inputs
   and compare the model's output with the straight line between its outputs at the ends
   (:func:`chord_nonlinearity`).
@@ -23,7 +25,13 @@ from torch import nn
 from mixlib._checks import check_positive_int, check_same_batch, check_tensor
 from mixlib.mixing import _check_labels, _reduce
 
-__all__ = ["class_singular_values", "flattening_summary", "chord_outputs", "chord_nonlinearity"]
+__all__ = [
+    "class_singular_values",
+    "flattening_summary",
+    "class_dimension",
+    "chord_outputs",
+    "chord_nonlinearity",
+]
 
 
 def class_singular_values(h: torch.Tensor, labels: torch.Tensor, center: bool = False) -> dict[int, torch.Tensor]:
@@ -70,6 +78,66 @@ def flattening_summary(h: torch.Tensor, labels: torch.Tensor, center: bool = Fal
     top = [float(s[0]) for s in values]
     rest = [float(s[1:].sum()) for s in values]
     return sum(top) / len(top), sum(rest) / len(rest)
+
+
+_DIMENSION_MEASURES = ("participation_ratio", "effective_rank")
+
+
+def class_dimension(
+    h: torch.Tensor,
+    labels: torch.Tensor,
+    measure: str = "participation_ratio",
+    reduction: str = "mean",
+) -> float | dict[int, float]:
+    """How many directions each class spreads over: a scale-free measure of shape.
+
+    For each class, take the eigenvalues ``v_1 >= v_2 >= ...`` of the covariance of its centred
+    representations (the squared centred singular values divided by ``n_c - 1``; the divisor
+    cancels below). Then
+
+    - ``"participation_ratio"``: ``(sum_j v_j)^2 / sum_j v_j^2``;
+    - ``"effective_rank"``: ``exp(-sum_j p_j log p_j)`` with ``p_j = v_j / sum_k v_k``
+      (Roy and Vetterli's effective rank of the covariance).
+
+    Both equal ``r`` when the class spreads equally over ``r`` orthogonal directions, both are
+    1 for a class on a line, and neither changes when the representation is scaled or shifted.
+    Unlike the uncentred singular values of :func:`flattening_summary`, they do not see how far
+    the class sits from the origin.
+
+    Args:
+        h: Hidden representations of shape ``(N, ...)``; each row, flattened, is one example.
+        labels: Integer class labels of shape ``(N,)``.
+        measure: ``"participation_ratio"`` (default) or ``"effective_rank"``.
+        reduction: ``"mean"`` (default) for the mean over classes with equal weight, or
+            ``"none"`` for a dict from each class to its value.
+
+    Returns:
+        A float, or a dict ``{class: value}`` when ``reduction="none"``.
+
+    Raises:
+        ValueError: for an unknown ``measure`` or ``reduction``, or when a class has fewer than
+            two examples or all its representations are equal (no spread to measure).
+    """
+    if measure not in _DIMENSION_MEASURES:
+        raise ValueError(f"measure must be one of {_DIMENSION_MEASURES}, got {measure!r}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    spectra = class_singular_values(h, labels, center=True)
+    result: dict[int, float] = {}
+    for c, s in spectra.items():
+        v = s.double() ** 2
+        total = float(v.sum())
+        if int((labels == c).sum()) < 2 or total <= 0.0:
+            raise ValueError(f"class {c} of labels needs at least two distinct representations in h")
+        if measure == "participation_ratio":
+            result[c] = total**2 / float((v**2).sum())
+        else:
+            p = v / total
+            p = p[p > 0]
+            result[c] = float(torch.exp(-(p * p.log()).sum()))
+    if reduction == "none":
+        return result
+    return sum(result.values()) / len(result)
 
 
 def chord_outputs(

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from mixlib.flatness import chord_nonlinearity, chord_outputs, class_singular_values, flattening_summary
+from mixlib.flatness import (
+    chord_nonlinearity,
+    chord_outputs,
+    class_dimension,
+    class_singular_values,
+    flattening_summary,
+)
 
 
 def test_singular_values_by_hand():
@@ -72,6 +78,67 @@ def test_flatness_errors():
         class_singular_values(torch.randn(4, 2), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="h contains NaN"):
         flattening_summary(torch.full((2, 2), float("nan")), torch.zeros(2, dtype=torch.long))
+
+
+# --- class dimension (centred shape) ------------------------------------------------------------
+
+
+def _isotropic_in(r: int, dim: int = 8, n: int = 4000, seed: int = 0) -> torch.Tensor:
+    """n points spread equally over r orthogonal directions of R^dim, far from the origin."""
+    g = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
+    coords = torch.randn(n, r, generator=g, dtype=torch.float64)
+    whiten = torch.linalg.inv(torch.linalg.cholesky(torch.atleast_2d(torch.cov(coords.T))))
+    coords = (coords - coords.mean(0)) @ whiten.T
+    return coords @ basis[:, :r].T + 10.0
+
+
+@pytest.mark.parametrize("measure", ["participation_ratio", "effective_rank"])
+@pytest.mark.parametrize("r", [1, 3, 5])
+def test_class_dimension_counts_equal_directions(measure, r):
+    h = _isotropic_in(r)
+    labels = torch.zeros(len(h), dtype=torch.long)
+    assert class_dimension(h, labels, measure=measure) == pytest.approx(r, rel=1e-6)
+
+
+def test_class_dimension_by_hand():
+    # centred class 0: rows (+-2, 0) and (0, +-1) -> covariance eigenvalues in ratio 4 : 1
+    h = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0], [5.0, 5.0], [6.0, 6.0]])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    values = class_dimension(h, labels, reduction="none")
+    assert values[0] == pytest.approx(25 / 17)  # (4 + 1)^2 / (16 + 1)
+    assert values[1] == pytest.approx(1.0)  # two points: one direction
+    p = torch.tensor([0.8, 0.2], dtype=torch.float64)
+    assert class_dimension(h, labels, measure="effective_rank", reduction="none")[0] == pytest.approx(
+        float(torch.exp(-(p * p.log()).sum()))
+    )
+    assert class_dimension(h, labels) == pytest.approx((25 / 17 + 1) / 2)
+
+
+def test_class_dimension_is_free_of_scale_and_offset_unlike_the_uncentred_ratio():
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(200, 6, generator=g) * torch.tensor([3.0, 2.0, 1.0, 1.0, 0.5, 0.1])
+    labels = torch.arange(200) % 2
+    for measure in ("participation_ratio", "effective_rank"):
+        base = class_dimension(h, labels, measure=measure)
+        assert class_dimension(7 * h + 4, labels, measure=measure) == pytest.approx(base, rel=1e-5)
+    top, rest = flattening_summary(h, labels)
+    top_far, rest_far = flattening_summary(h + 4, labels)
+    assert rest_far / top_far < 0.5 * rest / top  # moving away from the origin shrinks rest/top
+
+
+def test_class_dimension_errors():
+    h, labels = torch.randn(6, 3), torch.tensor([0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match="measure"):
+        class_dimension(h, labels, measure="rank")
+    with pytest.raises(ValueError, match="reduction"):
+        class_dimension(h, labels, reduction="sum")
+    with pytest.raises(ValueError, match="class 1"):
+        class_dimension(torch.randn(4, 3), torch.tensor([0, 0, 2, 1]))
+    with pytest.raises(ValueError, match="class 0"):
+        class_dimension(torch.ones(4, 3), torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(TypeError, match="labels"):
+        class_dimension(h, labels.float())
 
 
 # --- chords --------------------------------------------------------------------------------------
