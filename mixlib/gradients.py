@@ -194,7 +194,16 @@ def _check_residuals(residuals: object) -> torch.Tensor:
     return residuals.reshape(-1).double()
 
 
-def expected_mmix_loss(residuals: torch.Tensor, alpha: float) -> float:
+def _check_batch_size(batch_size: object, n: int) -> int:
+    if batch_size is None:
+        return n
+    batch_size = check_positive_int("batch_size", batch_size)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be at most the number of residuals ({n}), got {batch_size}")
+    return batch_size
+
+
+def expected_mmix_loss(residuals: torch.Tensor, alpha: float, batch_size: int | None = None) -> float:
     """The manifold-mixup squared loss with an affine head, in expectation over the mixing.
 
     For residuals ``e`` of the original examples under an affine head, the mixed residual of the
@@ -206,40 +215,81 @@ def expected_mmix_loss(residuals: torch.Tensor, alpha: float) -> float:
 
     a rescaled ERM loss plus a penalty on the batch's mean residual, which a bias can zero.
 
+    With ``batch_size = B`` the ``N`` residuals are a data set, and each step draws a mini-batch of
+    ``B`` of them without replacement and pairs within it. The penalty is then on the mini-batch's
+    mean, and averaging it over the mini-batches adds the variance of a sample mean:
+
+        ``(1 - 2c) mean(e^2) / 2 + c (mean(e)^2 + var(e) (N - B) / (B (N - 1)))``,
+
+    with ``var(e)`` the population variance ``mean((e - mean(e))^2)``.
+
     Args:
-        residuals: The residuals ``y - G(F(x))`` of a batch, any shape (flattened).
+        residuals: The residuals ``y - G(F(x))`` of a batch (or of the data set), any shape (flattened).
         alpha: The Beta parameter, > 0.
+        batch_size: Mini-batch size ``B`` (1 <= B <= N); ``None`` (the default) means ``B = N``,
+            one batch holding every residual.
 
     Returns:
         The expected loss per example, as a float.
+
+    Raises:
+        ValueError: If ``alpha <= 0``, the residuals are empty or ``batch_size`` is out of range.
     """
     e = _check_residuals(residuals)
     c = mixing_constant(alpha)
-    return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean() ** 2)
+    n = len(e)
+    b = _check_batch_size(batch_size, n)
+    mean_sq = e.mean() ** 2
+    if b < n:  # the variance of the mean of b of n residuals drawn without replacement
+        mean_sq = mean_sq + (e - e.mean()).pow(2).mean() * (n - b) / (b * (n - 1))
+    return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * mean_sq)
 
 
 def mmix_loss_monte_carlo(
-    residuals: torch.Tensor, alpha: float, n_draws: int, generator: torch.Generator | None = None
+    residuals: torch.Tensor,
+    alpha: float,
+    n_draws: int,
+    generator: torch.Generator | None = None,
+    batch_size: int | None = None,
 ) -> float:
     """Monte Carlo estimate of :func:`expected_mmix_loss` by sampling the mixing.
 
     Each draw samples ``lam ~ Beta(alpha, alpha)`` and a pairing with
     :func:`mixlib.mixing.random_pairing`, as one training batch would, and computes
-    ``mean_i 1/2 (lam e_i + (1 - lam) e_perm[i])^2``; the draws are averaged. With an affine head
-    the mixed residual is the mix of residuals, so this is the manifold-mixup loss of the batch.
+    ``mean_i 1/2 (lam e_i + (1 - lam) e_perm[i])^2``; the draws are averaged.
+
+    It mixes the *residuals*, not features: no network is involved. With an affine head the
+    residual of mixed features is the mix of the residuals (the head commutes with the mixing),
+    so this is then the manifold-mixup loss of the batch; with any other head it is not.
 
     Args:
         residuals: The residuals ``y - G(F(x))`` of a batch, any shape (flattened).
         alpha: The Beta parameter, > 0.
         n_draws: Number of (lam, pairing) draws, >= 1.
         generator: Optional ``torch.Generator`` for repeatable estimates.
+        batch_size: ``None`` (default): every draw mixes the whole batch. An int ``B``: every draw
+            first picks ``B`` of the residuals without replacement (a mini-batch), then pairs
+            within it, as in :func:`expected_mmix_loss` with the same ``batch_size``.
 
     Returns:
         The average loss over the draws, as a float.
+
+    Raises:
+        ValueError: If ``alpha <= 0``, ``n_draws < 1``, the residuals are empty or ``batch_size`` is
+            out of range.
+        TypeError: If ``generator`` is not a ``torch.Generator``.
     """
     e = _check_residuals(residuals)
     n_draws = check_positive_int("n_draws", n_draws)
+    if batch_size is None:
+        lams = sample_lambda(alpha, size=n_draws, generator=generator).double()
+        perms = torch.stack([random_pairing(len(e), generator) for _ in range(n_draws)])
+        mixed = lams[:, None] * e + (1 - lams[:, None]) * e[perms]  # (n_draws, n)
+        return float((0.5 * mixed.pow(2)).mean())
+    b = _check_batch_size(batch_size, len(e))
     lams = sample_lambda(alpha, size=n_draws, generator=generator).double()
-    perms = torch.stack([random_pairing(len(e), generator) for _ in range(n_draws)])
-    mixed = lams[:, None] * e + (1 - lams[:, None]) * e[perms]  # (n_draws, n)
+    batches = torch.stack([torch.randperm(len(e), generator=generator)[:b] for _ in range(n_draws)])
+    perms = torch.stack([random_pairing(b, generator) for _ in range(n_draws)])
+    eb = e[batches]  # (n_draws, b)
+    mixed = lams[:, None] * eb + (1 - lams[:, None]) * eb.gather(1, perms)
     return float((0.5 * mixed.pow(2)).mean())

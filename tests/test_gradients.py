@@ -282,3 +282,53 @@ def test_expected_loss_errors():
         expected_mmix_loss(torch.arange(4), 1.0)
     with pytest.raises(ValueError, match="n_draws"):
         mmix_loss_monte_carlo(torch.randn(4), 1.0, 0)
+
+
+# --- mini-batches and the trainable bias -------------------------------------------------------------
+
+
+def test_minibatch_formula_special_cases():
+    torch.manual_seed(3)
+    e = torch.randn(20, dtype=torch.float64) + 0.5
+    # B = N is the whole-batch formula; B = 1 pairs each example with itself: plain ERM.
+    assert expected_mmix_loss(e, 2.0, batch_size=20) == pytest.approx(expected_mmix_loss(e, 2.0))
+    assert expected_mmix_loss(e, 2.0, batch_size=1) == pytest.approx((e.pow(2).mean() / 2).item())
+    # The extra penalty is c * var(e) (N - B) / (B (N - 1)).
+    c, var = mixing_constant(2.0), (e - e.mean()).pow(2).mean().item()
+    extra = expected_mmix_loss(e, 2.0, batch_size=5) - expected_mmix_loss(e, 2.0)
+    assert extra == pytest.approx(c * var * 15 / (5 * 19))
+
+
+@pytest.mark.parametrize("batch_size", [2, 4])
+def test_minibatch_formula_matches_monte_carlo(batch_size):
+    torch.manual_seed(4)
+    e = torch.randn(24, dtype=torch.float64) + 0.2
+    predicted = expected_mmix_loss(e, 1.0, batch_size=batch_size)
+    estimate = mmix_loss_monte_carlo(e, 1.0, n_draws=40_000, generator=gen(2), batch_size=batch_size)
+    assert estimate == pytest.approx(predicted, rel=0.02)  # about 4 standard errors
+    # ...and it is told apart from the whole-batch formula, which lacks the variance term.
+    assert abs(estimate - expected_mmix_loss(e, 1.0)) > 0.05 * predicted
+
+
+def test_the_best_bias_is_erms_and_leaves_a_rescaled_variance():
+    """min over b of E[loss] = (1 - 2c) var(e) / 2 at b = mean(e): the minimiser of ERM."""
+    torch.manual_seed(5)
+    r = torch.randn(30, dtype=torch.float64) + 2.0  # residuals before the bias shift
+    c, var = mixing_constant(2.0), (r - r.mean()).pow(2).mean().item()
+    shifts = torch.linspace(-1, 5, 601, dtype=torch.float64)
+    losses = torch.tensor([expected_mmix_loss(r - b, 2.0) for b in shifts], dtype=torch.float64)
+    best = int(losses.argmin())
+    assert shifts[best].item() == pytest.approx(r.mean().item(), abs=0.01)
+    assert losses.min().item() == pytest.approx((1 - 2 * c) * var / 2, rel=1e-4)
+    # In closed form: E = (1 - 2c) var / 2 + (mean(r) - b)^2 / 2 for every b.
+    closed = (1 - 2 * c) * var / 2 + (r.mean() - shifts).pow(2) / 2
+    assert torch.allclose(losses, closed, atol=1e-12)
+
+
+def test_minibatch_errors():
+    with pytest.raises(ValueError, match="batch_size"):
+        expected_mmix_loss(torch.randn(4), 1.0, batch_size=5)
+    with pytest.raises(ValueError, match="batch_size"):
+        mmix_loss_monte_carlo(torch.randn(4), 1.0, 10, batch_size=0)
+    with pytest.raises(TypeError):
+        mmix_loss_monte_carlo(torch.randn(4), 1.0, 10, generator="seed", batch_size=2)
