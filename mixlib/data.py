@@ -158,7 +158,7 @@ def regression_1d(
     return _split(x, y, test_size, seed, classification=False)
 
 
-def digits(test_size: float = 0.3, seed: int = 0) -> Split:
+def digits(test_size: float = 0.3, seed: int = 0, per_class: int | None = None) -> Split:
     """scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes).
 
     Pixels (0 to 16) are scaled to [0, 1] and flattened to 64 features. The split is
@@ -166,12 +166,59 @@ def digits(test_size: float = 0.3, seed: int = 0) -> Split:
 
     Args:
         test_size: fraction held out for testing, in (0, 1).
-        seed: seed for the split.
+        seed: seed for the split (and for the choice of the kept examples with ``per_class``).
+        per_class: keep only this many training examples of each class (the few-labels regime);
+            the test set is unchanged. ``None`` keeps them all.
     """
     test_size = check_fraction("test_size", test_size)
     seed = _check_seed(seed)
     bunch = load_digits()
-    return _split(bunch.data / 16.0, bunch.target, test_size, seed, classification=True)
+    split = _split(bunch.data / 16.0, bunch.target, test_size, seed, classification=True)
+    if per_class is None:
+        return split
+    per_class = check_positive_int("per_class", per_class)
+    counts = torch.bincount(split.y_train, minlength=split.num_classes)
+    if per_class > int(counts.min()):
+        raise ValueError(f"per_class must be at most {int(counts.min())} (the rarest class's count), got {per_class}")
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(split.y_train), generator=generator)
+    keep = torch.cat([order[split.y_train[order] == c][:per_class] for c in range(split.num_classes)]).sort().values
+    return Split(split.x_train[keep], split.y_train[keep], split.x_test, split.y_test, split.num_classes)
+
+
+def corrupt_labels(split: Split, fraction: float, seed: int = 0) -> Split:
+    """Symmetric label noise on the training labels; the test labels stay clean.
+
+    Exactly ``round(fraction * n_train)`` training examples, chosen uniformly at random, get a
+    label drawn uniformly from the *other* classes, so ``fraction`` is the share of wrong
+    training labels (a definition that draws from all classes would leave a ``1/C`` share of the
+    chosen labels correct).
+
+    Args:
+        split: a classification :class:`Split`.
+        fraction: share of training labels to corrupt, in [0, 1).
+        seed: seed for which labels change and what they become.
+
+    Returns:
+        A new :class:`Split` with the same inputs and test labels.
+    """
+    if not isinstance(split, Split):
+        raise TypeError(f"split must be a mixlib Split (for example mixlib.digits()), got {type(split).__name__}")
+    if split.num_classes is None:
+        raise ValueError("split must be a classification split; label noise needs class labels")
+    if split.num_classes < 2:
+        raise ValueError("split must have at least 2 classes to corrupt labels")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be a number in [0, 1), got {fraction!r}")
+    seed = _check_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(split.y_train)
+    chosen = torch.randperm(n, generator=generator)[: round(fraction * n)]
+    # Adding 1..C-1 modulo C moves a label to a uniformly random other class.
+    shift = torch.randint(1, split.num_classes, (len(chosen),), generator=generator)
+    noisy = split.y_train.clone()
+    noisy[chosen] = (noisy[chosen] + shift) % split.num_classes
+    return Split(split.x_train, noisy, split.x_test, split.y_test, split.num_classes)
 
 
 def batches(

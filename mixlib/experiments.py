@@ -22,10 +22,12 @@ from scipy import stats
 from torch import nn
 
 from .data import Split
+from .ensemble import fit_ensemble, stackable
+from .metrics import classification_report
 from .seeding import seed_everything
 from .train import METHODS, History, evaluate, fit
 
-__all__ = ["PAPER_METHODS", "Stat", "Comparison", "compare_methods", "summarize"]
+__all__ = ["PAPER_METHODS", "Stat", "Comparison", "compare_methods", "summarize", "paired_difference"]
 
 #: The three methods of the manifold-mixup paper, with its mixing parameters.
 PAPER_METHODS: dict[str, dict[str, Any]] = {
@@ -85,6 +87,23 @@ def summarize(values: Iterable[float]) -> Stat:
     std = math.sqrt(sum((v - mean) ** 2 for v in xs) / (n - 1))
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
     return Stat(mean, std, half, n)
+
+
+def paired_difference(values: Iterable[float], baseline: Iterable[float]) -> Stat:
+    """Summary of the per-seed differences ``values[i] - baseline[i]`` (a paired comparison).
+
+    Pairing removes what the two runs of a seed share (initial weights, mini-batches, data
+    split), so the interval is on the effect of the method alone: Student's t interval for the
+    mean difference, 95 %, with ``n - 1`` degrees of freedom.
+
+    Args:
+        values: One number per seed for the method.
+        baseline: One number per seed for the baseline, in the same seed order.
+    """
+    xs, bs = [float(v) for v in values], [float(v) for v in baseline]
+    if len(xs) != len(bs):
+        raise ValueError(f"values and baseline must have one number per seed each, got {len(xs)} and {len(bs)}")
+    return summarize([x - b for x, b in zip(xs, bs, strict=True)])
 
 
 @dataclass
@@ -159,6 +178,58 @@ class Comparison:
         lines.append(f"(mean ± {'std' if spread == 'std' else '95% CI'} over {'/'.join(map(str, sorted(n)))} seeds)")
         return "\n".join(lines)
 
+    def seeds(self, method: str) -> list[int]:
+        """The seeds of ``method``'s runs, in order."""
+        return [row["seed"] for row in self.rows if row["method"] == method]
+
+    def paired(self, baseline: str, metric: str) -> dict[str, Stat]:
+        """``{method: Stat}`` of per-seed differences ``method - baseline`` on ``metric``.
+
+        Each method is paired with the baseline seed by seed (same initial weights and
+        mini-batches); the :class:`Stat`'s ``ci95`` is the half-width of the 95 % Student-t
+        interval for the mean difference. The baseline itself is left out.
+        """
+        base = dict(zip(self.seeds(baseline), self.values(baseline, metric), strict=True))
+        out: dict[str, Stat] = {}
+        for method in self.methods:
+            if method == baseline:
+                continue
+            mine = dict(zip(self.seeds(method), self.values(method, metric), strict=True))
+            if set(mine) != set(base):
+                raise ValueError(f"{method!r} and {baseline!r} were run on different seeds; they cannot be paired")
+            order = sorted(base)
+            out[method] = paired_difference([mine[s] for s in order], [base[s] for s in order])
+        return out
+
+    def paired_table(self, baseline: str, metrics: Iterable[str] | None = None, *, digits: int = 3) -> str:
+        """A plain-text table of paired differences to ``baseline``: ``mean [low, high]`` per metric.
+
+        The brackets are the 95 % Student-t interval of the mean per-seed difference; an interval
+        that excludes 0 is marked with ``*``.
+        """
+        metrics = list(self.metrics if metrics is None else metrics)
+        for k in metrics:
+            if k not in self.metrics:
+                raise ValueError(f"metric must be one of {self.metrics}, got {k!r}")
+        diffs = {k: self.paired(baseline, k) for k in metrics}
+        methods = [m for m in self.methods if m != baseline]
+
+        def cell(stat: Stat) -> str:
+            low, high = stat.mean - stat.ci95, stat.mean + stat.ci95
+            star = "*" if (low > 0 or high < 0) else " "
+            return f"{stat.mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]{star}"
+
+        cells = [[cell(diffs[k][m]) for k in metrics] for m in methods]
+        heads = [f"Δ {k}" for k in metrics]
+        first = max(len("method"), *(len(m) for m in methods))
+        widths = [max(len(h), *(len(row[j]) for row in cells)) for j, h in enumerate(heads)]
+        lines = ["method".ljust(first) + "".join(f"  {h:>{w}}" for h, w in zip(heads, widths, strict=True))]
+        for m, row in zip(methods, cells, strict=True):
+            lines.append(m.ljust(first) + "".join(f"  {c:>{w}}" for c, w in zip(row, widths, strict=True)))
+        n = len(self.seeds(baseline))
+        lines.append(f"(method - {baseline}, mean over {n} paired seeds [95% t interval]; * excludes 0)")
+        return "\n".join(lines)
+
     def merge(self, other: Comparison) -> Comparison:
         """A new comparison with the runs of ``self`` followed by those of ``other``.
 
@@ -206,35 +277,51 @@ def compare_methods(
     methods: Mapping[str, Mapping[str, Any]] = PAPER_METHODS,
     measure: Measure | None = None,
     keep_models: bool = True,
+    device: torch.device | str | None = None,
+    vectorize: bool = True,
     **fit_kwargs: Any,
 ) -> Comparison:
     """Train ``build()`` with each method and seed, and measure every trained model.
 
     For every seed, every method starts from the same initial weights
     (``seed_everything(seed)`` before ``build()``) and sees the same shuffled mini-batches
-    (``fit(..., seed=seed)``), so the methods differ only in their loss.
+    (``fit(..., seed=seed)``), so the methods differ only in their loss, and
+    :meth:`Comparison.paired` can compare them seed by seed.
+
+    When ``build()`` returns a :func:`~mixlib.manifold.mlp` network and no ``loss_fn`` is given,
+    all seeds of a method are trained at once as a vectorised ensemble
+    (:func:`mixlib.ensemble.fit_ensemble`), which gives the same models as separate runs.
 
     Args:
         build: Makes a fresh, untrained model (a :class:`~mixlib.manifold.StagedNet` for
             manifold mixup), for example ``lambda: mlp(64, [128, 128], 10)``.
         data: The train/test split; the model is trained on the training part.
-        seeds: The seeds, at least one; use three or more for a claim about the methods.
+        seeds: The seeds, at least one; use ten or more for a claim about the methods.
         methods: ``{name: fit arguments}``, each with a ``"method"`` in ``("erm", "input",
-            "manifold")`` and usually an ``"alpha"``; default :data:`PAPER_METHODS`.
+            "manifold")`` and any other argument of :func:`~mixlib.train.fit` (``alpha``, ``loss``,
+            ``label_smoothing``, ``layers``, ``block_grad``, ``terms``, ...); default
+            :data:`PAPER_METHODS`.
         measure: Optional ``measure(model, data) -> {name: number}``, called on each trained
             model (in eval mode) for extra measurements.
         keep_models: Keep the trained models in :attr:`Comparison.models`.
+        device: Where to train (default: where ``build()`` puts the model).
+        vectorize: Train the seeds of a method as one ensemble when possible (``False`` forces
+            one :func:`~mixlib.train.fit` call per seed).
         **fit_kwargs: Passed to :func:`~mixlib.train.fit` for every run (``epochs``,
             ``batch_size``, ``lr``, ...), except the arguments set here (``method``,
             ``alpha``, ``seed``, the data).
 
     Returns:
-        A :class:`Comparison` with one row per (method, seed).
+        A :class:`Comparison` with one row per (method, seed): ``test_accuracy``, ``test_nll`` and
+        ``test_ece`` for classification (ECE with 15 bins), ``test_mse`` for regression, and
+        whatever ``measure`` returns.
     """
     if isinstance(build, nn.Module) or not callable(build):
         raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
     if not isinstance(data, Split):
         raise TypeError(f"data must be a mixlib Split (for example mixlib.digits()), got {type(data).__name__}")
+    if isinstance(seeds, (str, bytes)):
+        raise TypeError("seeds must be a collection of ints, for example range(10)")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must contain at least one seed")
@@ -251,30 +338,48 @@ def compare_methods(
         raise ValueError(f"do not pass {sorted(clash)}: compare_methods sets them (use methods= for method/alpha)")
     fit_kwargs.setdefault("eval_every", 10**9)  # evaluate once, after the last epoch
     fit_kwargs.setdefault("progress", False)
+    if device is not None:
+        fit_kwargs["device"] = device
 
-    metric = "test_mse" if data.num_classes is None else "test_accuracy"
     result = Comparison()
     for name, spec in methods.items():
+        models = []
         for seed in seeds:
             seed_everything(seed)
             model = build()
             if not isinstance(model, nn.Module):
                 raise TypeError(f"build() must return an nn.Module, got {type(model).__name__}")
-            history = fit(model, data.x_train, data.y_train, seed=seed, **dict(spec), **fit_kwargs)
-            model.eval()
-            row: dict[str, Any] = {"method": name, "seed": seed, metric: evaluate(model, data.x_test, data.y_test)}
-            if measure is not None:
-                extra = measure(model, data)
-                if not isinstance(extra, Mapping):
-                    raise TypeError(f"measure must return a mapping of name -> number, got {type(extra).__name__}")
-                for key, value in extra.items():
-                    if key in ("method", "seed"):
-                        raise ValueError(f"measure must not return the reserved key {key!r}")
-                    if isinstance(value, torch.Tensor):
-                        value = value.detach()
-                    row[key] = float(value)  # numbers, one-element tensors, numpy scalars
-            result.rows.append(row)
+            models.append(model)
+        kwargs = {**fit_kwargs, **dict(spec)}
+        if vectorize and "loss_fn" not in kwargs and all(stackable(m) for m in models):
+            histories = fit_ensemble(models, data.x_train, data.y_train, seeds=seeds, **kwargs)
+        else:
+            pairs = zip(models, seeds, strict=True)
+            histories = [fit(m, data.x_train, data.y_train, seed=s, **kwargs) for m, s in pairs]
+        for seed, model, history in zip(seeds, models, histories, strict=True):
+            result.rows.append(_measure_row(name, seed, model, data, measure))
             result.histories[(name, seed)] = history
             if keep_models:
                 result.models[(name, seed)] = model
     return result
+
+
+def _measure_row(name: str, seed: int, model: nn.Module, data: Split, measure: Measure | None) -> dict[str, Any]:
+    model.eval()
+    row: dict[str, Any] = {"method": name, "seed": seed}
+    if data.num_classes is None:
+        row["test_mse"] = evaluate(model, data.x_test, data.y_test)
+    else:
+        report = classification_report(model, data.x_test, data.y_test)
+        row.update(test_accuracy=report["accuracy"], test_nll=report["nll"], test_ece=report["ece"])
+    if measure is not None:
+        extra = measure(model, data)
+        if not isinstance(extra, Mapping):
+            raise TypeError(f"measure must return a mapping of name -> number, got {type(extra).__name__}")
+        for key, value in extra.items():
+            if key in ("method", "seed"):
+                raise ValueError(f"measure must not return the reserved key {key!r}")
+            if isinstance(value, torch.Tensor):
+                value = value.detach()
+            row[key] = float(value)  # numbers, one-element tensors, numpy scalars
+    return row

@@ -8,24 +8,80 @@ import torch
 from torch import nn
 
 from ._checks import check_fraction, check_positive, check_positive_int, check_same_batch, check_tensor
+from .mixing import _check_labels
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
 
 
 @torch.no_grad()
-def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Softmax class probabilities of ``model`` on ``x``, computed in eval mode."""
+def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The outputs of ``model`` on ``x`` (moved to the model's device), computed in eval mode."""
     check_tensor("x", x, min_dim=1)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     was_training = model.training
     model.eval()
-    probs = torch.softmax(model(x), dim=1)
+    out = model(x.to(_model_device(model)))
     model.train(was_training)
-    return probs
+    if out.dim() != 2:
+        raise ValueError(f"the model must return logits of shape (n, classes), got {tuple(out.shape)}")
+    return out
+
+
+def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Softmax class probabilities of ``model`` on ``x``, computed in eval mode."""
+    return torch.softmax(logits(model, x), dim=1)
+
+
+def _labels_for(name: str, labels: object, scores: torch.Tensor) -> torch.Tensor:
+    """Check class labels against ``(n, C)`` scores: shape ``(n,)``, values in ``[0, C)``."""
+    labels = _check_labels(name, labels, scores.shape[1])
+    check_same_batch(**{"predictions": scores, name: labels})
+    if len(labels) == 0:
+        raise ValueError(f"{name} must hold at least one label")
+    return labels.to(scores.device)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of rows of ``x`` whose most probable class is the label ``y``."""
-    check_tensor("y", y, floating=False, min_dim=1)
-    check_same_batch(x=x, y=y)
-    return float((probabilities(model, x).argmax(1) == y).float().mean())
+    """Fraction of rows of ``x`` whose most probable class is the label ``y`` (shape ``(n,)``)."""
+    scores = logits(model, x)
+    y = _labels_for("y", y, scores)
+    return float((scores.argmax(1) == y).float().mean())
+
+
+def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean negative log-likelihood (cross-entropy) of integer ``labels`` under ``softmax(logits)``.
+
+    Args:
+        logits: ``(n, C)`` model outputs (not probabilities).
+        labels: int64 labels, shape ``(n,)``, in ``[0, C)``.
+    """
+    logits = check_tensor("logits", logits, min_dim=2)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (n, classes), got {tuple(logits.shape)}")
+    labels = _labels_for("labels", labels, logits)
+    return float(torch.nn.functional.cross_entropy(logits.double(), labels))
+
+
+def ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+    """Expected calibration error with ``n_bins`` equal-width confidence bins (see :func:`reliability`)."""
+    return reliability(probs, labels, n_bins).ece
+
+
+def classification_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
+    """Accuracy, NLL and ECE of ``model`` on ``(x, y)``, computed from one forward pass."""
+    scores = logits(model, x)
+    y = _labels_for("y", y, scores)
+    probs = torch.softmax(scores.double(), dim=1)
+    return {
+        "accuracy": float((scores.argmax(1) == y).double().mean()),
+        "nll": nll(scores, y),
+        "ece": reliability(probs, y, n_bins).ece,
+    }
 
 
 def grid(x: torch.Tensor, resolution: int = 100, margin: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,7 +96,8 @@ def grid(x: torch.Tensor, resolution: int = 100, margin: float = 0.5) -> tuple[t
     if x.shape[1] != 2:
         raise ValueError(f"x must have 2 columns, got shape {tuple(x.shape)}")
     resolution = check_positive_int("resolution", resolution)
-    lo, hi = x.min(0).values - margin, x.max(0).values + margin
+    x = x.detach().cpu()  # a grid for plotting lives on the CPU
+    lo, hi = (x.min(0).values - margin).tolist(), (x.max(0).values + margin).tolist()
     g0, g1 = torch.meshgrid(torch.linspace(lo[0], hi[0], resolution),
                             torch.linspace(lo[1], hi[1], resolution), indexing="xy")
     return torch.stack([g0, g1]), torch.stack([g0.ravel(), g1.ravel()], dim=1)
@@ -59,7 +116,7 @@ def confidence_away_from_data(
     check_tensor("points", points, min_dim=2)
     check_positive("min_distance", min_distance)
     check_fraction("threshold", threshold)
-    far = torch.cdist(points, x_train).min(dim=1).values > min_distance
+    far = torch.cdist(points, x_train.to(points.device)).min(dim=1).values > min_distance
     if not bool(far.any()):
         raise ValueError(f"no point is farther than min_distance={min_distance} from the training data")
     top = probabilities(model, points[far]).max(dim=1).values
@@ -94,8 +151,14 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10) -> 
         n_bins: equal-width confidence bins on [0, 1].
     """
     check_tensor("probs", probs, min_dim=2)
-    check_tensor("labels", labels, floating=False, min_dim=1)
-    check_same_batch(probs=probs, labels=labels)
+    if probs.dim() != 2:
+        raise ValueError(f"probs must have shape (n, classes), got {tuple(probs.shape)}")
+    probs = probs.detach().cpu()
+    if bool(((probs < 0) | (probs > 1)).any()) or not torch.allclose(
+        probs.double().sum(1), torch.ones(len(probs), dtype=torch.float64), atol=1e-3
+    ):
+        raise ValueError("probs must hold probability rows (entries in [0, 1] summing to one); apply softmax to logits")
+    labels = _labels_for("labels", labels, probs)
     n_bins = check_positive_int("n_bins", n_bins)
     conf, pred = probs.max(dim=1)
     correct = (pred == labels).double()

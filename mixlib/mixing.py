@@ -43,6 +43,7 @@ __all__ = [
     "soft_cross_entropy",
     "mixed_cross_entropy",
     "mixed_squared_loss",
+    "bce_on_softmax",
 ]
 
 # A mixing weight: one number for the batch, or a tensor with one number per example.
@@ -116,19 +117,27 @@ def _check_perm_range(perm: torch.Tensor, batch: int) -> None:
 
 
 def _check_lam_shape(lam: Lam, batch: int) -> Lam:
+    """Check ``lam`` and return it as a float, a 0-d tensor or a ``(batch,)`` tensor.
+
+    One value per example may come shaped ``(B,)`` or ``(B, 1)`` (timm returns the latter).
+    """
     lam = check_lam(lam)
-    if isinstance(lam, torch.Tensor) and lam.dim() > 0 and lam.shape != (batch,):
-        raise ValueError(
-            f"lam must be a number or a tensor with one value per example, shape ({batch},); "
-            f"got shape {tuple(lam.shape)}"
-        )
+    if isinstance(lam, torch.Tensor) and lam.dim() > 0:
+        if lam.shape not in ((batch,), (batch, 1)):
+            raise ValueError(
+                f"lam must be a number or a tensor with one value per example, shape ({batch},) or "
+                f"({batch}, 1); got shape {tuple(lam.shape)}"
+            )
+        lam = lam.reshape(batch)
     return lam
 
 
 def _per_example(lam: Lam, like: torch.Tensor) -> Lam:
     """Shape a per-example ``lam`` of shape (B,) so that it broadcasts over ``like``'s trailing dims."""
     if isinstance(lam, torch.Tensor):
-        return lam.to(like.dtype).reshape((-1,) + (1,) * (like.dim() - 1))
+        if lam.dim() == 0:
+            return lam.to(like.device, like.dtype)
+        return lam.to(like.device, like.dtype).reshape((-1,) + (1,) * (like.dim() - 1))
     return lam
 
 
@@ -178,6 +187,8 @@ def _mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
     ``t[perm]`` is computed by ``index_select``, which is much faster than indexing on large
     batches, and which also checks that the indices in ``perm`` are in range.
     """
+    # Pairings and weights are usually drawn on the CPU; the data may live on any device.
+    perm = perm.to(t.device, non_blocking=True)
     try:
         if t.requires_grad and torch.is_grad_enabled():
             if isinstance(lam, float):
@@ -344,6 +355,39 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: st
     return _reduce(-(target * F.log_softmax(logits, dim=-1)).sum(dim=-1), reduction)
 
 
+def bce_on_softmax(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """The official manifold-mixup training loss: binary cross-entropy on softmax probabilities.
+
+    The official code (``supervised/main.py`` of vikasverma1077/manifold_mixup) trains ERM, input
+    mixup and manifold mixup with ``nn.BCELoss()(softmax(logits, 1), mixed_one_hot)``. Per class
+    ``k`` this is ``-(q_k log p_k + (1 - q_k) log(1 - p_k))`` with ``p = softmax(logits)``, averaged
+    over the batch *and* the classes; like cross-entropy it is linear in the target ``q``, but it
+    adds the ``(1 - q_k) log(1 - p_k)`` terms and the ``1/C`` factor. The logarithms are clamped at
+    -100, as ``nn.BCELoss`` does.
+
+    Args:
+        logits: Floating-point tensor of shape ``(B, C)``.
+        target: Floating-point tensor of shape ``(B, C)`` with entries in [0, 1] (mixed one-hot rows).
+        reduction: ``"mean"`` (over batch and classes, as ``nn.BCELoss``), ``"sum"`` (of the
+            per-example values) or ``"none"`` (one value per example: the mean over the classes).
+
+    Returns:
+        A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
+    """
+    reduction = _check_reduction(reduction)
+    logits = _check_logits(logits)
+    target = check_tensor("target", target)
+    if target.shape != logits.shape:
+        raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
+    if target.device != logits.device:
+        target = target.to(logits.device)
+    if bool(((target < 0) | (target > 1)).any()):
+        raise ValueError("target must hold probabilities in [0, 1] (for example mixed one-hot rows)")
+    probs = torch.softmax(logits, dim=1)
+    per_entry = F.binary_cross_entropy(probs, target.to(probs.dtype), reduction="none")
+    return _reduce(per_entry.mean(dim=1), reduction)
+
+
 def mixed_cross_entropy(
     logits: torch.Tensor, y: torch.Tensor, y2: torch.Tensor, lam: Lam, reduction: str = "mean"
 ) -> torch.Tensor:
@@ -374,6 +418,9 @@ def mixed_cross_entropy(
     y, y2 = _check_labels("y", y, scan=False), _check_labels("y2", y2, scan=False)
     batch = check_same_batch(logits=logits, y=y, y2=y2)
     lam = _check_lam_shape(lam, batch)
+    if isinstance(lam, torch.Tensor):
+        lam = lam.to(logits.device, logits.dtype)
+    y, y2 = y.to(logits.device), y2.to(logits.device)
 
     log_p = F.log_softmax(logits, dim=1)  # shared by both terms: half the work of two cross_entropy calls
 

@@ -34,8 +34,9 @@ def test_one_row_per_method_and_seed_with_test_accuracy():
     assert [(r["method"], r["seed"]) for r in result.rows] == [
         (m, s) for m in PAPER_METHODS for s in (0, 1)
     ]
-    assert result.metrics == ["test_accuracy"]
-    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in result.rows)
+    assert result.metrics == ["test_accuracy", "test_nll", "test_ece"]
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 and r["test_nll"] > 0 and 0 <= r["test_ece"] <= 1
+               for r in result.rows)
     assert set(result.models) == {(m, s) for m in PAPER_METHODS for s in (0, 1)}
     assert all(not model.training for model in result.models.values())
     assert len(result.histories) == 6
@@ -61,7 +62,7 @@ def test_measure_adds_columns_and_is_called_on_each_trained_model():
 
     result = _compare(measure=measure, seeds=(3,), keep_models=False)
     assert calls == [False, False, False]
-    assert result.metrics == ["test_accuracy", "weight_norm", "one"]
+    assert result.metrics == ["test_accuracy", "test_nll", "test_ece", "weight_norm", "one"]
     assert all(isinstance(r["weight_norm"], float) and r["one"] == 1.0 for r in result.rows)
     assert result.models == {}
 
@@ -101,7 +102,7 @@ def test_summary_values_and_table():
         assert len(vals) == 2
         assert isinstance(summary[m]["test_accuracy"], Stat)
         assert math.isclose(summary[m]["test_accuracy"].mean, sum(vals) / 2)
-    text = result.table(labels={"test_accuracy": "test acc"}, digits=2)
+    text = result.table(["test_accuracy"], labels={"test_accuracy": "test acc"}, digits=2)
     lines = text.splitlines()
     assert lines[0].split() == ["method", "test", "acc"]
     assert len(lines) == 2 + len(result.methods)
