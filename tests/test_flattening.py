@@ -1,0 +1,252 @@
+"""mixlib.flattening: the explicit flattening routes of chapter 07 and their vectorised training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mixlib
+from mixlib import flattening as fl
+from mixlib.data import Split, corrupt_labels
+
+
+@pytest.fixture(scope="module")
+def small_digits() -> Split:
+    d = mixlib.digits(seed=0)
+    return Split(d.x_train[:120], d.y_train[:120], d.x_test[:80], d.y_test[:80], 10)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def test_transformed_digits_shape_identity_and_shift(small_digits):
+    x = small_digits.x_train[:5]
+    out = fl.transformed_digits(x, [-10, 0, 10])
+    assert out.shape == (5, 3, 64)
+    assert torch.allclose(out[:, 1], x, atol=1e-6)
+    assert not torch.allclose(out[:, 0], x, atol=1e-3)
+    assert out.min() >= 0 and out.max() <= 1
+    shifted = fl.transformed_digits(x, [1.0], kind="shift")[:, 0].reshape(5, 8, 8)
+    assert torch.allclose(shifted[:, :, 1:], x.reshape(5, 8, 8)[:, :, :-1], atol=1e-6)
+    assert torch.all(shifted[:, :, 0] == 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"images": torch.zeros(3, 10), "ts": [0]}, ValueError, "images"),
+        ({"images": torch.zeros(3, 64, dtype=torch.long), "ts": [0]}, TypeError, "images"),
+        ({"images": torch.zeros(3, 64), "ts": []}, ValueError, "ts"),
+        ({"images": torch.zeros(3, 64), "ts": [0], "kind": "zoom"}, ValueError, "kind"),
+    ],
+)
+def test_transformed_digits_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fl.transformed_digits(**kwargs)
+
+
+# --- the ensemble ----------------------------------------------------------------------------
+
+
+def test_ensemble_members_are_the_seeded_mlps_and_mix_like_stagednet():
+    seeds = [0, 4, 9]
+    net = fl.EnsembleMLP.from_seeds(seeds, 6, [5, 4], 3)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 8, 6, generator=g)
+    layers, lam = torch.tensor([0, 2, 1]), torch.tensor([0.3, 0.6, 0.9])
+    perm = torch.stack([torch.randperm(8, generator=g) for _ in seeds])
+    mixed = net.forward_mixed(x, layers, lam, perm)
+    plain = net(x)
+    for k, s in enumerate(seeds):
+        torch.manual_seed(s)
+        reference = mixlib.mlp(6, [5, 4], 3)
+        member = net.member(k)
+        assert torch.allclose(member(x[k]), reference(x[k]), atol=1e-6)
+        assert torch.allclose(plain[k], reference(x[k]), atol=1e-6)
+        assert torch.allclose(net.features(x)[k], reference.features(x[k]), atol=1e-6)
+        expected = reference.forward_mixed(x[k], int(layers[k]), float(lam[k]), perm[k])
+        assert torch.allclose(mixed[k], expected, atol=1e-5)
+
+
+def test_ensemble_restores_the_global_rng_and_checks_its_input():
+    state = torch.random.get_rng_state()
+    net = fl.EnsembleMLP.from_seeds([1, 2], 4, [3], 2)
+    assert torch.equal(state, torch.random.get_rng_state())
+    with pytest.raises(ValueError, match="x must have shape"):
+        net(torch.zeros(3, 5, 4))
+    with pytest.raises(ValueError, match="layer"):
+        net.features(torch.zeros(2, 5, 4), layer=5)
+    with pytest.raises(ValueError, match="k must be"):
+        net.member(2)
+    with pytest.raises(ValueError, match="same architecture"):
+        fl.EnsembleMLP([mixlib.mlp(4, [3], 2), mixlib.mlp(4, [5], 2)])
+    with pytest.raises(ValueError, match="relu"):
+        fl.EnsembleMLP([mixlib.mlp(4, [3], 2, activation="tanh")])
+    with pytest.raises(TypeError, match="models"):
+        fl.EnsembleMLP([])
+    with pytest.raises(ValueError, match="seeds"):
+        fl.EnsembleMLP.from_seeds([-1], 4, [3], 2)
+
+
+# --- the interpolator ------------------------------------------------------------------------
+
+
+def test_interpolator_hits_both_endpoints_and_bends_in_between():
+    model = fl.Interpolator([0, 1], in_dim=6, hidden=8, code=3)
+    g = torch.Generator().manual_seed(2)
+    x, x2 = torch.rand(2, 5, 6, generator=g), torch.rand(2, 5, 6, generator=g)
+    assert torch.allclose(model(x, x2, torch.ones(2)), x, atol=1e-6)
+    assert torch.allclose(model(x, x2, torch.zeros(2)), x2, atol=1e-6)
+    middle = model(x, x2, torch.full((2,), 0.5))
+    z, z2 = model.encoder(x), model.encoder(x2)
+    bend = model.decoder(0.5 * z + 0.5 * z2) - 0.5 * model.decoder(z) - 0.5 * model.decoder(z2)
+    assert torch.allclose(middle - (0.5 * x + 0.5 * x2), bend, atol=1e-6)
+    assert float(bend.detach().abs().max()) > 0
+    twice = model.repeat(2)
+    assert twice.size == 4
+    x4, y4 = torch.cat([x, x]), torch.cat([x2, x2])
+    assert torch.allclose(twice(x4, y4, torch.full((4,), 0.3)), torch.cat([model(x, x2, torch.full((2,), 0.3))] * 2))
+    with pytest.raises(ValueError, match="x and x2"):
+        model(x, x2[:, :3], torch.ones(2))
+
+
+def test_train_interpolators_without_labels_gives_frozen_exact_endpoints(small_digits):
+    model = fl.train_interpolators(small_digits.x_train, [0, 1], epochs=2, batch_size=32)
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    x = small_digits.x_train[:4].expand(2, -1, -1)
+    x2 = small_digits.x_train[4:8].expand(2, -1, -1)
+    assert torch.allclose(model(x, x2, torch.ones(2)), x, atol=1e-6)
+    with pytest.raises(ValueError, match="epochs"):
+        fl.train_interpolators(small_digits.x_train, [0], epochs=0)
+
+
+# --- losses and measures ---------------------------------------------------------------------
+
+
+def test_curvature_loss_is_zero_on_a_line_scale_free_and_positive_on_a_bend():
+    a, b = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[1.0, 0.0, -1.0]])
+    line = [a, a + b, a + 2 * b]
+    assert torch.allclose(fl.curvature_loss(*line), torch.zeros(1), atol=1e-7)
+    bent = [torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]])]
+    value = fl.curvature_loss(*bent)
+    assert torch.allclose(value, torch.tensor([2.0 / 2.0]))  # miss (-1, 1): 2; steps 1 + 1
+    assert torch.allclose(fl.curvature_loss(*[10 * t for t in bent]), value)
+    assert fl.curvature_loss(a, a, a).item() == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        fl.curvature_loss(a, a, torch.zeros(1, 2))
+
+
+def test_chord_deviation_zero_for_affine_features_and_scale_free():
+    g = torch.Generator().manual_seed(3)
+    x, x2 = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    w = torch.randn(4, 5, generator=g)
+    assert torch.allclose(fl.chord_deviation(lambda t: t @ w + 1.0, x, x2), torch.zeros(6), atol=1e-5)
+    bent = fl.chord_deviation(lambda t: torch.relu(t @ w), x, x2)
+    assert bent.shape == (6,) and bool((bent >= 0).all()) and float(bent.max()) > 0.01
+    assert torch.allclose(fl.chord_deviation(lambda t: 7 * torch.relu(t @ w), x, x2), bent, atol=1e-5)
+    with pytest.raises(ValueError, match="n_points"):
+        fl.chord_deviation(lambda t: t, x, x2, n_points=1)
+    with pytest.raises(ValueError, match="x2"):
+        fl.chord_deviation(lambda t: t, x, x2[:3])
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", fl.ROUTES)
+def test_a_member_trains_the_same_alone_or_in_an_ensemble(route, small_digits):
+    """Members are independent: same seed, same model, whatever else is trained beside it."""
+    cfg = fl.RouteConfig(epochs=2, batch_size=32)
+    extra = {}
+    if route == "linearize":
+        extra["trajectories"] = fl.transformed_digits(small_digits.x_train, [-10, 0, 10])
+    if route == "interpolate":
+        interp = fl.train_interpolators(small_digits.x_train, [3, 5], epochs=1, batch_size=32)
+        extra["interpolator"] = interp
+    both, losses, decoder = fl.train_routes(route, small_digits.x_train, small_digits.y_train, [3, 5],
+                                            config=cfg, hidden=(16, 16), **extra)
+    assert len(losses) == 2 and all(v > 0 for v in losses)
+    assert (decoder is not None) == (route == "reconstruct")
+    if route == "interpolate":
+        interp2 = fl.Interpolator([5], code=12)
+        with torch.no_grad():
+            for p, q in zip(interp2.parameters(), interp.parameters(), strict=True):
+                p.copy_(q[1:])
+        extra["interpolator"] = interp2
+    alone, _, _ = fl.train_routes(route, small_digits.x_train, small_digits.y_train, [5], config=cfg,
+                                  hidden=(16, 16), **extra)
+    x = small_digits.x_test
+    assert torch.allclose(both.member(1)(x), alone.member(0)(x), atol=1e-4)
+
+
+def test_routes_share_initial_weights_and_differ_after_training(small_digits):
+    cfg = fl.RouteConfig(epochs=1, batch_size=32)
+    erm, _, _ = fl.train_routes("erm", small_digits.x_train, small_digits.y_train, [0], config=cfg, hidden=(8,))
+    mm, _, _ = fl.train_routes("manifold", small_digits.x_train, small_digits.y_train, [0], config=cfg, hidden=(8,))
+    assert not torch.allclose(erm.member(0)(small_digits.x_test), mm.member(0)(small_digits.x_test))
+    start = fl.EnsembleMLP.from_seeds([0], 64, [8], 10)
+    torch.manual_seed(0)
+    reference = mixlib.mlp(64, [8], 10)
+    assert torch.allclose(start.member(0)(small_digits.x_test), reference(small_digits.x_test))
+
+
+def test_train_routes_rejects_bad_arguments(small_digits):
+    x, y = small_digits.x_train, small_digits.y_train
+    with pytest.raises(ValueError, match="route"):
+        fl.train_routes("dropout", x, y, [0])
+    with pytest.raises(ValueError, match="trajectories"):
+        fl.train_routes("linearize", x, y, [0])
+    with pytest.raises(ValueError, match="trajectories"):
+        fl.train_routes("linearize", x, y, [0], trajectories=torch.zeros(len(x), 2, 64))
+    with pytest.raises(ValueError, match="Interpolator"):
+        fl.train_routes("interpolate", x, y, [0, 1], interpolator=fl.Interpolator([0]))
+    with pytest.raises(TypeError, match="labels"):
+        fl.train_routes("erm", x, y.float(), [0])
+    with pytest.raises(ValueError, match="labels must have shape"):
+        fl.train_routes("erm", x, y[:10], [0])
+    with pytest.raises(TypeError, match="config"):
+        fl.train_routes("erm", x, y, [0], config={"epochs": 1})
+    with pytest.raises(ValueError, match="epochs"):
+        fl.train_routes("erm", x, y, [0], config=fl.RouteConfig(epochs=0))
+
+
+def test_compare_routes_gives_paired_rows_per_regime(small_digits):
+    noisy = corrupt_labels(small_digits, 0.4, seed=0)
+    result = fl.compare_routes({"noisy": noisy, "clean": small_digits}, [0, 1],
+                               {"ERM": "erm", "MM": "manifold"}, config=fl.RouteConfig(epochs=1, batch_size=32),
+                               hidden=(8,), n_pairs=20)
+    assert set(result) == {"noisy", "clean"}
+    for comparison in result.values():
+        assert comparison.methods == ["ERM", "MM"]
+        assert set(comparison.metrics) == {"test_accuracy", "test_nll", "test_ece", "confidence", "chord",
+                                           "class_dim"}
+        assert comparison.paired("ERM", "test_accuracy")["MM"].n == 2
+        for row in comparison.rows:
+            assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["test_ece"] <= 1 and row["class_dim"] >= 1
+    # the clean runs of a seed see clean labels: they match a clean-only run
+    alone = fl.compare_routes({"clean": small_digits}, [0, 1], {"ERM": "erm"},
+                              config=fl.RouteConfig(epochs=1, batch_size=32), hidden=(8,), n_pairs=20)
+    assert alone["clean"].values("ERM", "test_nll") == pytest.approx(result["clean"].values("ERM", "test_nll"),
+                                                                     rel=1e-4)
+
+
+def test_compare_routes_rejects_bad_arguments(small_digits):
+    other = Split(small_digits.x_train + 1, small_digits.y_train, small_digits.x_test, small_digits.y_test, 10)
+    with pytest.raises(ValueError, match="share their inputs"):
+        fl.compare_routes({"a": small_digits, "b": other}, [0], {"ERM": "erm"})
+    with pytest.raises(ValueError, match="routes"):
+        fl.compare_routes({"a": small_digits}, [0], {"ERM": "sgd"})
+    with pytest.raises(ValueError, match="n_pairs"):
+        fl.compare_routes({"a": small_digits}, [0], {"ERM": "erm"}, n_pairs=1000)
+    with pytest.raises(ValueError, match="regimes"):
+        fl.compare_routes({}, [0], {"ERM": "erm"})
+
+
+def test_measure_members_checks_its_arguments(small_digits):
+    net = fl.EnsembleMLP.from_seeds([0], 64, [8], 10)
+    rows = fl.measure_members(net, small_digits, torch.tensor([[0, 1], [2, 3]]))
+    assert len(rows) == 1 and 0 < rows[0]["confidence"] <= 1
+    with pytest.raises(ValueError, match="pairs"):
+        fl.measure_members(net, small_digits, torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="net"):
+        fl.measure_members(mixlib.mlp(64, [8], 10), small_digits, torch.tensor([[0, 1]]))
