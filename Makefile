@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.test-installed
 # Progress bars are for people at a notebook, not for logs.
 QUIET  := MIXLIB_PROGRESS=0 PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: setup book test lint lab serve screenshots bench clean browser
+.PHONY: setup book test lint lab serve screenshots bench clean browser student reset compare
 
 setup: $(BOOK_STAMP)
 
@@ -46,10 +46,38 @@ lint: $(TEST_STAMP)
 ## Everything CI checks: lint, the strict build, library and site tests, every notebook.
 test: $(TEST_STAMP) browser lint book
 	$(QUIET) $(BIN)/python -m pytest
+	$(MAKE) --no-print-directory compare
 
-## Run the notebooks yourself in JupyterLab.
-lab: $(BOOK_STAMP)
-	$(BIN)/jupyter lab chapters/
+# The notebooks the strict build executed (myst-nb writes them to _build/jupyter_execute).
+EXECUTED := $(patsubst %,_build/jupyter_execute/%,$(sort $(wildcard chapters/[0-9]*.ipynb)))
+
+## Run every chapter again from a fresh kernel and compare each cell's text output with the
+## build's run (nbval's comparing mode): a printed number that changes between two runs fails.
+## What may legitimately differ is sanitised by tests/nbval-sanitize.cfg, which says why.
+compare: $(TEST_STAMP)
+	@for nb in $(EXECUTED); do test -f "$$nb" || { echo "$$nb is missing: run make book first"; exit 1; }; done
+	$(QUIET) $(BIN)/python -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
+	  $(EXECUTED) || { echo "A chapter printed something else than in the build's run (above). If the"\
+	  "build took it from an old cache, rm -rf _build/.jupyter_cache and rebuild."; exit 1; }
+
+# Learners work in lab/ (ignored by git): the student edition of each chapter, with a stub
+# cell after each exercise and no solutions, written once so that a rebuild keeps your work.
+LAB := lab
+# JupyterLab refuses to start as root unless told to.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+## Write the student notebooks missing from lab/ (your copies are kept).
+student: $(BOOK_STAMP)
+	$(BIN)/python scripts/student.py --out $(LAB) --missing-only
+
+## Open JupyterLab on the student notebooks in lab/ with the .venv kernel (mixlib installed).
+lab: student
+	$(BIN)/jupyter lab --notebook-dir=$(LAB) $(LAB_ROOT)
+
+## Start one chapter afresh: make reset CH=02 (overwrites lab/02_*.ipynb).
+reset: $(BOOK_STAMP)
+	@test -n "$(CH)" || { echo "say which chapter: make reset CH=02"; exit 1; }
+	$(BIN)/python scripts/student.py --out $(LAB) $(CH)
 
 ## Serve the built site on http://127.0.0.1:8000
 serve:

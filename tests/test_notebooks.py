@@ -1,7 +1,7 @@
 """The chapters as stored: no outputs, listed in the table of contents, runnable kernel.
 
-The notebooks themselves are executed by nbval (``pytest --nbval-lax``, configured in
-pyproject.toml), each from a fresh kernel.
+The notebooks themselves are executed by ``make compare``: nbval runs each from a fresh
+kernel and compares its text outputs with the strict build's run.
 """
 
 from __future__ import annotations
