@@ -618,6 +618,17 @@ def train_routes(
     return net, losses, decoder
 
 
+def _temperature_scaled(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> tuple[float, float]:
+    """NLL and ECE on the second half of the rows after a temperature fitted (by NLL) on the first half."""
+    half = logits.shape[0] // 2
+    temperatures = torch.logspace(-1.5, 1.5, 301, dtype=torch.float64)
+    fit = logits[:half].double().unsqueeze(0) / temperatures.reshape(-1, 1, 1)
+    losses = nnf.cross_entropy(fit.transpose(1, 2), labels[:half].expand(len(temperatures), -1),
+                               reduction="none").mean(1)
+    scaled = logits[half:].double() / temperatures[int(losses.argmin())]
+    return nll(scaled, labels[half:]), reliability(torch.softmax(scaled, 1), labels[half:], n_bins).ece
+
+
 def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: int = 15) -> list[dict[str, float]]:
     """Test accuracy, NLL, ECE and two flatness measures of every member of ``net``.
 
@@ -630,7 +641,9 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
 
     Returns:
         One dict per member with ``test_accuracy``, ``test_nll``, ``test_ece``, ``confidence`` (the
-        mean top probability on the test set), ``chord`` (the mean
+        mean top probability on the test set), ``nll_ts`` and ``ece_ts`` (NLL and ECE on the second
+        half of the test set after dividing the logits by the temperature that minimises the NLL
+        on the first half: what is left once confidence is matched), ``chord`` (the mean
         :func:`chord_deviation` of the last hidden layer over ``pairs``) and ``class_dim`` (the
         participation ratio of the centred test-set class covariances at that layer,
         :func:`mixlib.flatness.class_dimension`).
@@ -648,12 +661,15 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
             h = member.features(data.x_test)
             logits = member.forward_from(h, net.depth)
         probs = torch.softmax(logits.double(), dim=1)
+        nll_ts, ece_ts = _temperature_scaled(logits, data.y_test, n_bins)
         chords = chord_deviation(member.features, data.x_test[pairs[:, 0]], data.x_test[pairs[:, 1]])
         rows.append({
             "test_accuracy": float((logits.argmax(1) == data.y_test).double().mean()),
             "test_nll": nll(logits, data.y_test),
             "test_ece": reliability(probs, data.y_test, n_bins).ece,
             "confidence": float(probs.max(1).values.mean()),
+            "nll_ts": nll_ts,
+            "ece_ts": ece_ts,
             "chord": float(chords.mean()),
             "class_dim": float(class_dimension(h, data.y_test)),
         })

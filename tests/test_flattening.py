@@ -218,8 +218,8 @@ def test_compare_routes_gives_paired_rows_per_regime(small_digits):
     assert set(result) == {"noisy", "clean"}
     for comparison in result.values():
         assert comparison.methods == ["ERM", "MM"]
-        assert set(comparison.metrics) == {"test_accuracy", "test_nll", "test_ece", "confidence", "chord",
-                                           "class_dim"}
+        assert set(comparison.metrics) == {"test_accuracy", "test_nll", "test_ece", "confidence", "nll_ts",
+                                           "ece_ts", "chord", "class_dim"}
         assert comparison.paired("ERM", "test_accuracy")["MM"].n == 2
         for row in comparison.rows:
             assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["test_ece"] <= 1 and row["class_dim"] >= 1
@@ -250,3 +250,13 @@ def test_measure_members_checks_its_arguments(small_digits):
         fl.measure_members(net, small_digits, torch.tensor([0, 1]))
     with pytest.raises(TypeError, match="net"):
         fl.measure_members(mixlib.mlp(64, [8], 10), small_digits, torch.tensor([[0, 1]]))
+
+
+def test_temperature_scaling_undoes_a_rescaling_of_the_logits():
+    g = torch.Generator().manual_seed(4)
+    labels = torch.randint(0, 5, (400,), generator=g)
+    logits = torch.randn(400, 5, generator=g) + 2.0 * torch.nn.functional.one_hot(labels, 5)
+    base = fl._temperature_scaled(logits, labels, 15)
+    for scale in (0.3, 4.0):
+        nll_ts, ece_ts = fl._temperature_scaled(scale * logits, labels, 15)
+        assert nll_ts == pytest.approx(base[0], rel=2e-2) and ece_ts == pytest.approx(base[1], abs=2e-2)
