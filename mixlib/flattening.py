@@ -629,7 +629,8 @@ def _temperature_scaled(logits: torch.Tensor, labels: torch.Tensor, n_bins: int)
     return nll(scaled, labels[half:]), reliability(torch.softmax(scaled, 1), labels[half:], n_bins).ece
 
 
-def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: int = 15) -> list[dict[str, float]]:
+def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: int = 15,
+                    train_labels: torch.Tensor | None = None) -> list[dict[str, float]]:
     """Test accuracy, NLL, ECE and two flatness measures of every member of ``net``.
 
     Args:
@@ -638,6 +639,9 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
         pairs: Int64 tensor ``(P, 2)`` of index pairs into the test set, the chords for
             :func:`chord_deviation`.
         n_bins: Confidence bins of the ECE.
+        train_labels: Optional ``(K, n_train)`` labels each member was trained on; then each dict
+            also has ``train_fit``, the member's accuracy on its own training labels (with noisy
+            labels: how much of the noise it has memorised).
 
     Returns:
         One dict per member with ``test_accuracy``, ``test_nll``, ``test_ece``, ``confidence`` (the
@@ -654,6 +658,9 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
         raise TypeError("data must be a classification Split")
     if not isinstance(pairs, torch.Tensor) or pairs.dtype != torch.long or pairs.dim() != 2 or pairs.shape[1] != 2:
         raise ValueError("pairs must be an int64 tensor of shape (P, 2)")
+    if train_labels is not None and tuple(train_labels.shape) != (net.size, len(data.x_train)):
+        raise ValueError(f"train_labels must have shape ({net.size}, {len(data.x_train)}), got "
+                         f"{tuple(train_labels.shape)}")
     rows = []
     for k in range(net.size):
         member = net.member(k)
@@ -673,6 +680,10 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
             "chord": float(chords.mean()),
             "class_dim": float(class_dimension(h, data.y_test)),
         })
+        if train_labels is not None:
+            with torch.no_grad():
+                fit = member(data.x_train).argmax(1) == train_labels[k]
+            rows[-1]["train_fit"] = float(fit.double().mean())
     return rows
 
 
@@ -706,7 +717,8 @@ def compare_routes(
 
     Returns:
         ``{regime: Comparison}``: one row per route and seed, with ``"method"`` (the display
-        name), ``"seed"`` and :func:`measure_members`' keys. No models are kept.
+        name), ``"seed"`` and :func:`measure_members`' keys, ``train_fit`` included (accuracy on
+        the regime's own training labels). No models are kept.
     """
     if not isinstance(regimes, dict) or not regimes:
         raise ValueError("regimes must be a non-empty dict of name -> Split")
@@ -733,7 +745,7 @@ def compare_routes(
     for display, route in routes.items():
         net, _, _ = train_routes(route, first.x_train, labels, member_seeds, config=config, hidden=hidden,
                                  num_classes=first.num_classes, trajectories=trajectories, interpolator=tiled)
-        rows = measure_members(net, first, pairs)
+        rows = measure_members(net, first, pairs, train_labels=labels)
         for r, name in enumerate(regimes):
             for i, seed in enumerate(seeds):
                 out[name].rows.append({"method": display, "seed": seed, **rows[r * len(seeds) + i]})

@@ -219,7 +219,7 @@ def test_compare_routes_gives_paired_rows_per_regime(small_digits):
     for comparison in result.values():
         assert comparison.methods == ["ERM", "MM"]
         assert set(comparison.metrics) == {"test_accuracy", "test_nll", "test_ece", "confidence", "nll_ts",
-                                           "ece_ts", "chord", "class_dim"}
+                                           "ece_ts", "chord", "class_dim", "train_fit"}
         assert comparison.paired("ERM", "test_accuracy")["MM"].n == 2
         for row in comparison.rows:
             assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["test_ece"] <= 1 and row["class_dim"] >= 1
@@ -248,6 +248,8 @@ def test_measure_members_checks_its_arguments(small_digits):
     assert len(rows) == 1 and 0 < rows[0]["confidence"] <= 1
     with pytest.raises(ValueError, match="pairs"):
         fl.measure_members(net, small_digits, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="train_labels"):
+        fl.measure_members(net, small_digits, torch.tensor([[0, 1]]), train_labels=small_digits.y_train[:5])
     with pytest.raises(TypeError, match="net"):
         fl.measure_members(mixlib.mlp(64, [8], 10), small_digits, torch.tensor([[0, 1]]))
 
