@@ -7,6 +7,9 @@ r"""Constructions that separate input mixup from manifold mixup, and measurement
   expansion of the manifold-mixup gradient when the head after the mixing point is not affine.
 - :func:`class_subspaces`, :func:`directions_for_energy` and :func:`share_outside`: how many
   directions of a hidden space each class occupies, and how much of a point lies outside them.
+- :func:`nearest_distance`: how far points (mixed hidden states, say) are from the nearest of a
+  chosen set of reference points (training hidden states of chosen classes): whether they land
+  where data lives.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "class_subspaces",
     "directions_for_energy",
     "share_outside",
+    "nearest_distance",
 ]
 
 
@@ -270,3 +274,37 @@ def share_outside(points: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor)
     outside = r - (r @ b) @ b.T
     norm = r.pow(2).sum(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
     return (outside.pow(2).sum(dim=1) / norm).to(points.dtype)
+
+
+def nearest_distance(
+    points: torch.Tensor, reference: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Euclidean distance from each point to its nearest allowed reference point.
+
+    Args:
+        points: Shape ``(Q, d)``.
+        reference: Shape ``(N, d)``.
+        allowed: Optional boolean mask of shape ``(Q, N)``: ``allowed[q, k]`` says whether reference
+            row ``k`` may serve as the neighbour of point ``q`` (to leave out a mixed point's own two
+            endpoints, or to restrict the neighbours to some classes). ``None`` allows all.
+
+    Returns:
+        A tensor of shape ``(Q,)``; ``inf`` for a point with no allowed reference row.
+
+    Raises:
+        TypeError: If a tensor is not floating point, or ``allowed`` is not boolean.
+        ValueError: On mismatched shapes.
+    """
+    points = check_tensor("points", points, min_dim=2)
+    reference = check_tensor("reference", reference, min_dim=2)
+    if points.dim() != 2 or reference.dim() != 2 or points.shape[1] != reference.shape[1]:
+        raise ValueError(f"points and reference must have shapes (Q, d) and (N, d), "
+                         f"got {tuple(points.shape)} and {tuple(reference.shape)}")
+    dist = torch.cdist(points.double(), reference.double())
+    if allowed is not None:
+        if not isinstance(allowed, torch.Tensor) or allowed.dtype != torch.bool:
+            raise TypeError("allowed must be a boolean tensor")
+        if allowed.shape != dist.shape:
+            raise ValueError(f"allowed must have shape {tuple(dist.shape)}, got {tuple(allowed.shape)}")
+        dist = dist.masked_fill(~allowed, math.inf)
+    return dist.min(dim=1).values.to(points.dtype)

@@ -230,3 +230,34 @@ def test_subspace_functions_check_their_arguments():
     mean, basis = class_subspaces(h, labels)[0]
     with pytest.raises(ValueError, match="basis"):
         share_outside(h, mean[:5], basis)
+
+
+def test_nearest_distance_with_and_without_a_mask():
+    from mixlib.constructions import nearest_distance
+
+    reference = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 5.0]])
+    points = torch.tensor([[1.0, 0.0], [0.0, 4.0]])
+    assert torch.allclose(nearest_distance(points, reference), torch.tensor([1.0, 1.0]))
+    allowed = torch.tensor([[False, True, True], [True, True, False]])
+    assert torch.allclose(nearest_distance(points, reference, allowed), torch.tensor([2.0, 4.0]))
+    none_allowed = torch.zeros(2, 3, dtype=torch.bool)
+    assert torch.isinf(nearest_distance(points, reference, none_allowed)).all()
+    # the same answer as a brute-force loop on random data
+    g = torch.Generator().manual_seed(0)
+    p, r = torch.randn(7, 5, generator=g), torch.randn(11, 5, generator=g)
+    mask = torch.rand(7, 11, generator=g) > 0.3
+    brute = torch.stack([min((p[q] - r[k]).norm() for k in range(11) if mask[q, k]) for q in range(7)])
+    assert torch.allclose(nearest_distance(p, r, mask), brute, atol=1e-6)
+
+
+def test_nearest_distance_errors():
+    from mixlib.constructions import nearest_distance
+
+    with pytest.raises(ValueError, match="points and reference"):
+        nearest_distance(torch.randn(3, 2), torch.randn(4, 3))
+    with pytest.raises(TypeError, match="allowed"):
+        nearest_distance(torch.randn(3, 2), torch.randn(4, 2), torch.ones(3, 4))
+    with pytest.raises(ValueError, match="allowed"):
+        nearest_distance(torch.randn(3, 2), torch.randn(4, 2), torch.ones(3, 3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="points"):
+        nearest_distance(torch.ones(3, 2, dtype=torch.long), torch.randn(4, 2))
