@@ -1,12 +1,16 @@
 """Benchmarks for the performance budgets of mixlib (DESIGN.md, section 6).
 
-Run with ``.venv/bin/python bench/bench.py``. Prints three ratios, each with its budget:
+Run with ``.venv/bin/python bench/bench.py``. Prints these ratios, each with its budget:
 
-1. a manifold-mixup training step / an ERM training step, same MLP and batch (budget 1.15), and,
-   for reference, the same step written by hand in plain torch / the ERM step;
+1. mixlib's manifold-mixup training step (the one :func:`mixlib.fit` takes) / the same step written
+   by hand in plain torch (budget 1.05); the manifold-mixup step / an ERM step is printed for
+   information (on a small MLP it measures Python overhead, not the cost of mixing);
 2. ``gradient_terms`` for B = 256 pairs / computing the gradient of the same mixed loss with
    autograd, forward and backward (budget 4); the ratio to the backward call alone is printed too;
-3. ``mixup`` / ``torch.lerp(x[perm], x, lam)`` on a 256x3x32x32 batch (budget 1.1).
+3. ``mixup`` / ``torch.lerp(x[perm], x, lam)`` on a 256x3x32x32 batch (budget 1.1);
+4. K = 16 seeds of a digits MLP (64-128-128-10, batch 64, 20 epochs of manifold mixup) trained as
+   one ensemble by :func:`mixlib.ensemble.fit_ensemble` / 16 sequential :func:`mixlib.fit` calls
+   (budget 0.25); timed once each, as CPU time of this process.
 
 Each comparison warms up both sides, then times them in alternating order (so that drifts in
 machine load hit both alike), many repeats of a few calls each; the ratio is the median over
@@ -31,9 +35,13 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
 
+from mixlib.data import digits
+from mixlib.ensemble import fit_ensemble
 from mixlib.gradients import gradient_terms
 from mixlib.manifold import mlp
-from mixlib.mixing import mixed_cross_entropy, mixup, one_hot, random_pairing, sample_lambda
+from mixlib.mixing import mixup, one_hot, random_pairing
+from mixlib.seeding import seed_everything
+from mixlib.train import draw, fit, make_recipe, recipe_loss
 
 BATCH = 256
 
@@ -70,10 +78,10 @@ def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def bench_training_step() -> tuple[float, float, float, float, float, float]:
-    """Manifold-mixup step vs ERM step on a 64-256-256-256-10 ReLU MLP, batch 256 of digits.
+    """mixlib's manifold-mixup step vs the same step by hand, and vs an ERM step.
 
-    Also times the same step written in plain torch, to separate what mixlib adds from what
-    manifold mixup itself costs.
+    A 64-256-256-256-10 ReLU MLP on a batch of 256 digits, SGD; mixlib's step is the one
+    :func:`mixlib.fit` takes (:func:`mixlib.train.draw` then :func:`mixlib.train.recipe_loss`).
     """
     torch.manual_seed(0)
     x, y = digits_batch()
@@ -86,10 +94,12 @@ def bench_training_step() -> tuple[float, float, float, float, float, float]:
         F.cross_entropy(model(x), y).backward()
         opt.step()
 
+    recipe = make_recipe(model, method="manifold", alpha=2.0, num_classes=10)
+
     def manifold_step() -> None:
-        lam, perm, layer = sample_lambda(2.0, generator=g), random_pairing(BATCH, g), model.sample_layer(g)
+        choice = draw(recipe, BATCH, g)
         opt.zero_grad()
-        mixed_cross_entropy(model.forward_mixed(x, layer, lam, perm), y, y[perm], lam).backward()
+        recipe_loss(model, x, y, recipe, choice).backward()
         opt.step()
 
     def plain_torch_step() -> None:
@@ -109,9 +119,35 @@ def bench_training_step() -> tuple[float, float, float, float, float, float]:
         opt.step()
 
     return (
-        *compare(manifold_step, erm_step, repeats=300, inner=4),
-        *compare(plain_torch_step, erm_step, repeats=150, inner=4),
+        *compare(manifold_step, plain_torch_step, repeats=300, inner=4),
+        *compare(manifold_step, erm_step, repeats=150, inner=4),
     )
+
+
+def bench_ensemble(k: int = 16, epochs: int = 20) -> tuple[float, float, float]:
+    """CPU seconds of K seeds as one ensemble and as K sequential fit calls, and their ratio."""
+    data = digits(seed=0)
+    kwargs = dict(method="manifold", alpha=2.0, epochs=epochs, batch_size=64, lr=1e-3, progress=False)
+
+    def models() -> list[nn.Module]:
+        built = []
+        for seed in range(k):
+            seed_everything(seed)
+            built.append(mlp(64, [128, 128], 10))
+        return built
+
+    threads = torch.get_num_threads()
+    sequential = models()
+    start = time.process_time()
+    for seed, model in enumerate(sequential):
+        fit(model, data.x_train, data.y_train, seed=seed, **kwargs)
+    t_seq = time.process_time() - start
+    together = models()
+    start = time.process_time()
+    fit_ensemble(together, data.x_train, data.y_train, seeds=list(range(k)), **kwargs)
+    t_ens = time.process_time() - start
+    torch.set_num_threads(threads)
+    return t_ens, t_seq, t_ens / t_seq
 
 
 def bench_gradient_terms() -> tuple[float, float, float, float, float]:
@@ -179,16 +215,19 @@ def main() -> int:
     t_mm, t_erm, r_step, t_plain, t_erm2, r_plain = bench_training_step()
     t_terms, t_fb, t_b, r_fb, r_b = bench_gradient_terms()
     t_mix, t_lerp, r_mix = bench_mixup()
+    t_ens, t_seq, r_ens = bench_ensemble()
 
     def ms(a: float, b: float) -> str:
         return f"{a * 1e3:.3f} ms vs {b * 1e3:.3f} ms"
 
     ok = [
-        report("1. manifold-mixup step / ERM step", r_step, 1.15, ms(t_mm, t_erm)),
-        report("   same step in plain torch / ERM step", r_plain, None, ms(t_plain, t_erm2) + "; for information"),
+        report("1. mixlib manifold-mixup step / by hand", r_step, 1.05, ms(t_mm, t_erm)),
+        report("   mixlib manifold-mixup step / ERM step", r_plain, None, ms(t_plain, t_erm2) + "; for information"),
         report("2. gradient_terms / mixed-loss forward+backward", r_fb, 4.0, ms(t_terms, t_fb)),
         report("   gradient_terms / backward call alone", r_b, None, ms(t_terms, t_b) + "; for information"),
         report("3. mixup / torch.lerp(x[perm], x, lam)", r_mix, 1.1, ms(t_mix, t_lerp)),
+        report("4. 16 seeds as one ensemble / 16 fit calls", r_ens, 0.25,
+               f"{t_ens:.1f} s vs {t_seq:.1f} s of CPU time, one run"),
     ]
     print(f"\nload average at the end {os.getloadavg()[0]:.1f} (2 cores on the reference machine)")
     return 0 if all(ok) else 1
