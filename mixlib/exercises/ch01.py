@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from . import Feedback, as_float, call, check_callable, diagnose, finish, hint, passed
+from . import Feedback, as_float, call, checker, diagnose, hint, passed
 
 
 def _linear_model() -> nn.Module:
@@ -37,80 +38,130 @@ def _gaussian_vicinal_risk(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s
     return float(nnf.cross_entropy(logits, y.repeat(n_draws)))
 
 
-def check_vicinal_risk(vicinal_risk: Callable, strict: bool = False) -> Feedback:
+@functools.lru_cache(maxsize=1)
+def _vicinal_references(sigma: float, n_draws: int) -> dict[str, float]:
+    """The empirical risk, typical wrong values and a precise vicinal risk with its Monte Carlo tolerance.
+
+    Plain floats, computed once per session from the fixed model and points (they never see the
+    learner's code).
+    """
+    model, (x, y) = _linear_model(), _points()
+    with torch.no_grad():
+        logits = model(x)
+        probs = torch.softmax(logits, 1)
+        ref = {
+            "erm": float(nnf.cross_entropy(logits, y)),
+            "summed": float(nnf.cross_entropy(logits, y, reduction="sum")),
+            "on_probs": float(nnf.cross_entropy(probs, y)),
+            "nll_no_log": float(nnf.nll_loss(probs, y)),
+            "minus_nll_no_log": -float(nnf.nll_loss(probs, y)),
+            "log_wrong_class": float(nnf.cross_entropy(logits, 1 - y)),
+            "precise": _gaussian_vicinal_risk(model, x, y, sigma, 100_000, seed=99),
+            "variance_scaled": _gaussian_vicinal_risk(model, x, y, sigma**2, 40_000, seed=99),
+            "sqrt_sigma": _gaussian_vicinal_risk(model, x, y, sigma**0.5, 40_000, seed=99),
+            "uniform": _uniform_vicinal_risk(model, x, y, sigma, 40_000, seed=99),
+        }
+        # the per-draw spread of the data-set risk sets the tolerance for an n_draws estimate
+        g = torch.Generator().manual_seed(5)
+        noisy = x + sigma * torch.randn(2000, *x.shape, generator=g)
+        per_draw = nnf.cross_entropy(model(noisy.reshape(-1, 2)), y.repeat(2000), reduction="none")
+        spread = float(per_draw.reshape(2000, -1).mean(1).std())
+    ref["tolerance"] = 5 * spread / math.sqrt(n_draws)
+    ref["summed_noisy"] = ref["precise"] * len(y)
+    ref["summed_draws"] = ref["precise"] * n_draws
+    return ref
+
+
+@torch.no_grad()
+def _uniform_vicinal_risk(model: nn.Module, x: torch.Tensor, y: torch.Tensor, scale: float, n_draws: int,
+                          seed: int) -> float:
+    g = torch.Generator().manual_seed(seed)
+    noisy = x.unsqueeze(0) + scale * torch.rand(n_draws, *x.shape, generator=g)
+    return float(nnf.cross_entropy(model(noisy.reshape(-1, x.shape[1])), y.repeat(n_draws)))
+
+
+@checker("vicinal_risk(model, x, y, sigma, n_draws, generator)")
+def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
     """Check ``vicinal_risk(model, x, y, sigma, n_draws, generator) -> float``.
 
     The expected answer is a Monte Carlo estimate of the Gaussian vicinal risk: the mean,
     over ``n_draws`` noisy copies of the data set and over its examples, of the
     cross-entropy of ``model(x + sigma * noise)`` against ``y``, with standard normal
-    noise drawn from ``generator``.
+    noise drawn from ``generator`` (equal seeds give equal answers, different seeds
+    different ones).
     """
-    problem = check_callable(vicinal_risk, "vicinal_risk")
-    if problem is not None:
-        return finish(problem, strict)
     model, (x, y) = _linear_model(), _points()
-    with torch.no_grad():
-        logits = model(x)
-        erm = float(nnf.cross_entropy(logits, y))
-        summed = float(nnf.cross_entropy(logits, y, reduction="sum"))
-        on_probs = float(nnf.nll_loss(torch.log(torch.softmax(torch.softmax(logits, 1), 1)), y))
-        nll_no_log = float(nnf.nll_loss(torch.softmax(logits, 1), y))
+    sigma, n_draws = 2.0, 4000
+    ref = dict(_vicinal_references(sigma, n_draws))  # before the learner's code runs
 
     # 1) With sigma = 0 the vicinity is the data set itself: the empirical risk.
     value, problem = call(vicinal_risk, model, x, y, 0.0, 3, torch.Generator().manual_seed(0))
     if problem is None:
         value, problem = as_float(value, "the vicinal risk")
-    if problem is None:
-        problem = diagnose(value, erm, {
-            "with sigma = 0 the answer should be the mean cross-entropy over the examples; "
-            "you seem to sum instead of averaging.": summed,
-            "F.cross_entropy expects raw logits: you applied softmax before it.": on_probs,
-            "you passed probabilities to nll_loss without taking their log; use F.cross_entropy "
-            "on the logits.": -nll_no_log,
-        })
-        if problem is not None:
-            problem = hint("with sigma = 0 (no noise) " + problem.message[0].lower() + problem.message[1:])
     if problem is not None:
-        return finish(problem, strict)
+        return problem
+    problem = diagnose(value, ref["erm"], {
+        "you seem to sum the cross-entropy over the examples instead of averaging it.": ref["summed"],
+        "F.cross_entropy expects raw logits: you applied softmax before it.": ref["on_probs"],
+        "you took minus the mean probability of the true class, without a log; the cross-entropy is minus "
+        "the mean LOG-probability: use F.cross_entropy on the logits.": ref["minus_nll_no_log"],
+        "you passed probabilities to nll_loss, which expects log-probabilities (that is why your risk is "
+        "negative); use F.cross_entropy on the logits.": ref["nll_no_log"],
+        "you scored the model against the wrong labels (1 - y); the targets are y.": ref["log_wrong_class"],
+    }, fallback="it should be the mean cross-entropy of model(x) against y over the examples (the empirical "
+                "risk), because no noise means no vicinity.")
+    if problem is not None:
+        return hint("with sigma = 0 (no noise), " + problem.message)
 
-    # 2) Same generator seed, same answer: the noise must come from `generator`.
-    sigma, n_draws = 2.0, 4000
-    a, problem = call(vicinal_risk, model, x, y, sigma, n_draws, torch.Generator().manual_seed(7))
-    if problem is None:
-        b, problem = call(vicinal_risk, model, x, y, sigma, n_draws, torch.Generator().manual_seed(7))
-    if problem is None:
-        a, problem = as_float(a, "the vicinal risk")
-    if problem is None:
-        b, problem = as_float(b, "the vicinal risk")
-    if problem is None and a != b:
-        problem = hint("two calls with identically seeded generators gave different answers: draw the "
-                       "noise with torch.randn(..., generator=generator).")
-    if problem is not None:
-        return finish(problem, strict)
+    # 2) The noise must come from `generator`: equal seeds, equal answers; different seeds, different ones.
+    values, generators = [], []
+    for seed in (7, 7, 8):
+        g = torch.Generator().manual_seed(seed)
+        state = g.get_state()
+        value, problem = call(vicinal_risk, model, x, y, sigma, n_draws, g)
+        if problem is None:
+            value, problem = as_float(value, "the vicinal risk")
+        if problem is not None:
+            return problem
+        values.append(value)
+        generators.append(torch.equal(state, g.get_state()))
+    a, b, c = values
+    if abs(a - ref["erm"]) < 1e-6:
+        return hint(f"with sigma = {sigma} you returned the plain empirical risk: the noise never reached the "
+                    "inputs. Evaluate the model on x + sigma * noise.")
+    if a != b:
+        return hint("two calls with identically seeded generators gave different answers: draw the noise with "
+                    "torch.randn(..., generator=generator), and no other source of randomness.")
+    if generators[0]:
+        return hint("your function never drew from `generator` (its state was the same after the call): draw "
+                    "the noise with torch.randn(..., generator=generator), so that the caller controls it.")
+    if a == c:
+        return hint("two generators seeded differently gave exactly the same answer: your noise does not come "
+                    "from `generator` (did you reseed, or make a generator of your own?). Use "
+                    "torch.randn(..., generator=generator).")
 
     # 3) The estimate must match a precise one to within Monte Carlo error.
-    with torch.no_grad():
-        reference = _gaussian_vicinal_risk(model, x, y, sigma, 100_000, seed=99)
-        variance_scaled = _gaussian_vicinal_risk(model, x, y, sigma**2, 100_000, seed=99)
-        # per-draw spread of the data-set risk sets the tolerance for an n_draws estimate
-        g = torch.Generator().manual_seed(5)
-        noisy = x + sigma * torch.randn(2000, *x.shape, generator=g)
-        per_draw = nnf.cross_entropy(model(noisy.reshape(-1, 2)), y.repeat(2000), reduction="none")
-        spread = float(per_draw.reshape(2000, -1).mean(1).std())
-    tolerance = 5 * spread / math.sqrt(n_draws)
-    if abs(a - erm) < 1e-6:
-        return finish(hint("with sigma = 2 you returned the plain empirical risk: the noise never reached "
-                           "the inputs. Evaluate the model on x + sigma * noise."), strict)
-    if abs(a - reference) > tolerance:
-        if abs(a - variance_scaled) < tolerance:
-            return finish(hint("your noise has standard deviation sigma**2; sigma is the standard "
-                               "deviation, so multiply standard normal noise by sigma."), strict)
-        return finish(hint(f"with sigma = {sigma} and {n_draws} draws you returned {a:.4f}, but the "
-                           f"vicinal risk is {reference:.4f} ± {tolerance:.4f}. Check that you average "
-                           "over both the draws and the examples."), strict)
-    return finish(passed(f"your estimate {a:.4f} matches the vicinal risk {reference:.4f} "
-                         f"(±{tolerance:.4f} Monte Carlo error), and sigma = 0 gives the empirical risk."),
-                  strict)
+    tolerance = ref["tolerance"]
+    if abs(a - ref["precise"]) <= tolerance:
+        return passed(f"your estimate {a:.4f} agrees with a precise one to within the Monte Carlo error of "
+                      f"{n_draws} draws, equal seeds give equal answers, and sigma = 0 gives the empirical risk.")
+    mistakes = {
+        "variance_scaled": "your noise has standard deviation sigma**2; sigma is the standard deviation, so "
+                           "multiply standard normal noise by sigma.",
+        "sqrt_sigma": "your noise has standard deviation sqrt(sigma); sigma is the standard deviation itself, "
+                      "so multiply standard normal noise by sigma.",
+        "uniform": "your noise looks uniform on [0, sigma] (torch.rand); the vicinity is Gaussian: use "
+                   "torch.randn, standard normal noise, times sigma.",
+        "summed_noisy": "you seem to sum over the examples instead of averaging over them.",
+        "summed_draws": "you seem to sum over the draws instead of averaging over them.",
+    }
+    for key, message in mistakes.items():
+        if abs(a - ref[key]) <= tolerance * max(1.0, ref[key] / ref["precise"]):
+            return hint(f"with sigma = {sigma}: {message}")
+    return hint(f"with sigma = {sigma} and {n_draws} draws you returned {a:.4f}, which is further from the "
+                "vicinal risk than Monte Carlo error explains. Check that the noise is sigma times standard "
+                "normal noise, added to every example of every copy, and that you average over both the draws "
+                "and the examples.")
 
 
 def _segment_reference(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_points: int) -> dict[str, float]:
@@ -122,53 +173,74 @@ def _segment_reference(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_poi
             probs = torch.softmax(logits, dim=1)
             if kind == "class1":
                 return float(probs[:, 1].mean())
+            if kind == "class0":
+                return float(probs[:, 0].mean())
             if kind == "logits":
                 return float(logits.max(dim=1).values.mean())
+            if kind == "min":
+                return float(probs.min(dim=1).values.mean())
+            if kind == "dim0":
+                return float(torch.softmax(logits, dim=0).max(dim=1).values.mean())
+            if kind == "max_all":
+                return float(probs.max())
+            if kind == "log":
+                return float(probs.max(dim=1).values.log().mean())
             return float(probs.max(dim=1).values.mean())
 
         ts = torch.linspace(0, 1, n_points)
         return {
             "right": top(ts),
             "class1": top(ts, "class1"),
+            "class0": top(ts, "class0"),
+            "min": top(ts, "min"),
+            "dim0": top(ts, "dim0"),
+            "max_all": top(ts, "max_all"),
+            "log": top(ts, "log"),
+            "ends_only": top(torch.tensor([0.0, 1.0])),
             "logits": top(ts, "logits"),
             "interior": top(torch.linspace(0, 1, n_points + 2)[1:-1]),
             "open_end": top(torch.arange(n_points) / n_points),
         }
 
 
-def check_segment_confidence(segment_confidence: Callable, strict: bool = False) -> Feedback:
+@checker("segment_confidence(model, a, b, n_points)")
+def check_segment_confidence(segment_confidence: Callable) -> Feedback:
     """Check ``segment_confidence(model, a, b, n_points) -> float``.
 
     The expected answer is the mean, over ``n_points`` evenly spaced points from ``a`` to
     ``b`` with both ends included, of the model's top class probability (softmax of the
     logits, largest entry).
     """
-    problem = check_callable(segment_confidence, "segment_confidence")
-    if problem is not None:
-        return finish(problem, strict)
     model = _linear_model()
     cases = [
         (torch.tensor([-2.0, -1.0]), torch.tensor([2.0, 1.5]), 9),
         (torch.tensor([0.5, 3.0]), torch.tensor([1.0, -3.0]), 5),
     ]
-    for a, b, n_points in cases:
+    refs = [_segment_reference(model, a, b, n) for a, b, n in cases]  # before the learner's code runs
+    for (a, b, n_points), ref in zip(cases, refs, strict=True):
         value, problem = call(segment_confidence, model, a, b, n_points)
         if problem is None:
             value, problem = as_float(value, "the mean confidence")
-        if problem is None:
-            ref = _segment_reference(model, a, b, n_points)
-            problem = diagnose(value, ref["right"], {
-                "you averaged the probability of class 1; the confidence is the LARGEST class "
-                "probability at each point (.max(dim=1)).": ref["class1"],
-                "you averaged the largest logit; apply softmax first to get probabilities.": ref["logits"],
-                "include both endpoints a and b: torch.linspace(0, 1, n_points) gives the weights.":
-                    ref["interior"],
-                "the last point must be b itself: use torch.linspace(0, 1, n_points), not "
-                "torch.arange(n_points) / n_points.": ref["open_end"],
-            })
         if problem is not None:
-            return finish(problem, strict)
-        if not 1.0 / 2 - 1e-6 <= value <= 1.0 + 1e-6:
-            return finish(hint("a mean top probability of two classes lies between 0.5 and 1."), strict)
-    return finish(passed("your function averages the top class probability along the segment, "
-                         "endpoints included."), strict)
+            return problem
+        where = f"from a = {a.tolist()} to b = {b.tolist()} with n_points = {n_points}: "
+        problem = diagnose(value, ref["right"], {
+            "you averaged the probability of class 1; the confidence is the LARGEST class "
+            "probability at each point (.max(dim=1)).": ref["class1"],
+            "you averaged the probability of class 0; the confidence is the LARGEST class "
+            "probability at each point (.max(dim=1)).": ref["class0"],
+            "you averaged the largest logit; apply softmax first to get probabilities.": ref["logits"],
+            "include both endpoints a and b: torch.linspace(0, 1, n_points) gives the weights.": ref["interior"],
+            "the last point must be b itself: use torch.linspace(0, 1, n_points), not "
+            "torch.arange(n_points) / n_points.": ref["open_end"],
+            "you took the SMALLEST class probability; the confidence is the largest (.max(dim=1)).": ref["min"],
+            "you took the softmax over the points (dim=0) instead of over the classes (dim=1).": ref["dim0"],
+            "you took the largest probability over the whole segment; average the top probability over the "
+            "points instead.": ref["max_all"],
+            "you used only the two endpoints a and b; take n_points evenly spaced points.": ref["ends_only"],
+            "you averaged the log of the top probability; the confidence is the probability itself.": ref["log"],
+        }, fallback="the confidence at a point is the largest entry of softmax(model(point)); average it over "
+                    "the n_points points (1 - t) a + t b, t = torch.linspace(0, 1, n_points).")
+        if problem is not None:
+            return hint(where + problem.message)
+    return passed("your function averages the top class probability along the segment, endpoints included.")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as nnf
 
 from ..flatness import chord_nonlinearity
 from ..metrics import reliability
-from . import Feedback, as_float, call, check_callable, diagnose, finish, hint, passed
+from . import Feedback, as_float, as_tensor, call, checker, diagnose, hint, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the mixup batch
@@ -42,12 +43,16 @@ def _pairings(t: torch.Tensor, lam: float, perm: torch.Tensor) -> dict[str, torc
         "flip": lam * t + (1 - lam) * t.flip(0),
         "roll": lam * t + (1 - lam) * t.roll(1, 0),
         "identity": lam * t + (1 - lam) * t[torch.arange(n)],
+        "half": (t + t[perm]) / 2,
+        "no_one_minus": lam * t + t[perm],
+        "lam_only": lam * t,
+        "one_minus_only": (1 - lam) * t[perm],
     }
 
 
 def _which(out: torch.Tensor, variants: dict[str, torch.Tensor]) -> str | None:
     for name, value in variants.items():
-        if out.shape == value.shape and torch.allclose(out, value, atol=1e-6):
+        if out.shape == value.shape and torch.allclose(out, value, rtol=1e-5, atol=1e-6):
             return name
     return None
 
@@ -60,66 +65,65 @@ _SIDE_HINTS = {
                "(argsort(perm), or assigning out[perm] = ...) for {name}.",
     "flip": "pair with the perm you are given: {name}.flip(0) is timm's fixed pairing, not perm.",
     "roll": "pair with the perm you are given: {name}.roll(1, 0) is torchvision's fixed pairing, not perm.",
+    "half": "you mixed {name} half and half, ({name} + {name}[perm]) / 2; the weights are lam and 1 - lam.",
+    "no_one_minus": "the partner's weight is missing: the mix is lam * {name} + (1 - lam) * {name}[perm], "
+                    "whose two weights add up to 1.",
+    "lam_only": "you returned lam * {name} alone; add the partner's share, (1 - lam) * {name}[perm].",
+    "one_minus_only": "you returned (1 - lam) * {name}[perm] alone; add the example's own share, lam * {name}.",
 }
 
 
-def check_mixup_batch(mixup_batch: Callable, strict: bool = False) -> Feedback:
+@checker("mixup_batch(x, y, lam, perm)")
+def check_mixup_batch(mixup_batch: Callable) -> Feedback:
     """Check ``mixup_batch(x, y, lam, perm) -> (x_mixed, y_mixed)``.
 
     The expected answer is ``(lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm])``
     for a float ``lam`` and one-hot targets ``y``, without modifying ``x`` or ``y``.
     """
-    problem = check_callable(mixup_batch, "mixup_batch")
-    if problem is not None:
-        return finish(problem, strict)
+    cases = []
     for seed, lam in [(0, 0.3), (1, 0.8)]:
         x, y = _mixup_case(seed)
-        x_before, y_before = x.clone(), y.clone()
-        result, problem = call(mixup_batch, x, y, lam, _PERM.clone())
+        cases.append((x, y, lam, _pairings(x.double(), lam, _PERM), _pairings(y.double(), lam, _PERM)))
+    for x, y, lam, x_variants, y_variants in cases:
+        result, problem = call(mixup_batch, x, y, lam, _PERM)
         if problem is not None:
-            return finish(problem, strict)
-        if not torch.equal(x, x_before) or not torch.equal(y, y_before):
-            changed = "x" if not torch.equal(x, x_before) else "y"
-            return finish(hint(f"your function changed {changed} in place (for example with *= or +=); "
-                               "the caller still needs the original batch, so build new tensors."), strict)
+            return problem
         if not isinstance(result, (tuple, list)) or len(result) != 2:
-            return finish(hint("return a pair (x_mixed, y_mixed): the mixed inputs and the mixed targets."),
-                          strict)
+            return hint("return a pair (x_mixed, y_mixed): the mixed inputs and the mixed targets, as in "
+                        "`return x_mixed, y_mixed`.")
         x_out, y_out = result
-        for name, out, ref in [("x_mixed", x_out, x), ("y_mixed", y_out, y)]:
-            if not isinstance(out, torch.Tensor):
-                return finish(hint(f"{name} should be a tensor, but you returned {type(out).__name__}."),
-                              strict)
-            if out.shape != ref.shape:
-                return finish(hint(f"{name} should have the shape of its input {tuple(ref.shape)}, "
-                                   f"got {tuple(out.shape)}."), strict)
-        got_x = _which(x_out.detach().float(), _pairings(x, lam, _PERM))
-        got_y = _which(y_out.detach().float(), _pairings(y, lam, _PERM))
+        if (isinstance(x_out, torch.Tensor) and isinstance(y_out, torch.Tensor)
+                and x_out.shape == y.shape and y_out.shape == x.shape):
+            return hint("you returned the pair in the wrong order: the mixed inputs first, then the mixed "
+                        "targets, (x_mixed, y_mixed).")
+        x_out, problem = as_tensor(x_out, "x_mixed", tuple(x.shape))
+        if problem is None:
+            y_out, problem = as_tensor(y_out, "y_mixed", tuple(y.shape))
+        if problem is not None:
+            return problem
+        got_x, got_y = _which(x_out, x_variants), _which(y_out, y_variants)
         if got_x == got_y == "right":
             continue
         if got_x == got_y == "swapped":
-            problem = hint("lam weighs the example itself and (1 - lam) its partner: "
-                           "lam * x + (1 - lam) * x[perm]. You have the two weights the other way round.")
-        elif {got_x, got_y} == {"right", "swapped"}:
+            return hint("lam weighs the example itself and (1 - lam) its partner: "
+                        "lam * x + (1 - lam) * x[perm]. You have the two weights the other way round.")
+        if {got_x, got_y} == {"right", "swapped"}:
             side = "x" if got_x == "swapped" else "y"
-            problem = hint(f"you swapped lam and 1 - lam for {side} only. Inputs and targets must be mixed "
-                           "with the same weights, or the label no longer describes the input.")
-        elif got_x != "right" and got_x in _SIDE_HINTS:
-            problem = hint(_SIDE_HINTS[got_x].format(name="x"))
-        elif got_y != "right" and got_y in _SIDE_HINTS:
-            problem = hint(_SIDE_HINTS[got_y].format(name="y"))
-        elif got_x == "right":
-            problem = hint("x_mixed is right, but y_mixed is not lam * y + (1 - lam) * y[perm]: mix the targets "
-                           "with the same lam and the same perm as the inputs.")
-        elif got_y == "right":
-            problem = hint("y_mixed is right, but x_mixed is not lam * x + (1 - lam) * x[perm]: mix the inputs "
-                           "with the same lam and the same perm as the targets.")
-        else:
-            problem = hint(f"with lam = {lam} neither output is lam * t + (1 - lam) * t[perm]; "
-                           "check the formula on a batch of two examples by hand.")
-        return finish(problem, strict)
-    return finish(passed("inputs and one-hot targets are mixed with the same lam and the same pairing, "
-                         "and the original batch is left untouched."), strict)
+            return hint(f"you swapped lam and 1 - lam for {side} only. Inputs and targets must be mixed "
+                        "with the same weights, or the label no longer describes the input.")
+        for got, name in ((got_x, "x"), (got_y, "y")):
+            if got != "right" and got in _SIDE_HINTS:
+                return hint(_SIDE_HINTS[got].format(name=name))
+        if got_x == "right":
+            return hint("x_mixed is right, but y_mixed is not lam * y + (1 - lam) * y[perm]: mix the targets "
+                        "with the same lam and the same perm as the inputs.")
+        if got_y == "right":
+            return hint("y_mixed is right, but x_mixed is not lam * x + (1 - lam) * x[perm]: mix the inputs "
+                        "with the same lam and the same perm as the targets.")
+        return hint(f"with lam = {lam}, neither output is lam * t + (1 - lam) * t[perm] with the perm you are "
+                    "given; check the formula on a batch of two examples by hand.")
+    return passed("inputs and one-hot targets are mixed with the same lam and the same pairing, "
+                  "and the original batch is left untouched.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,15 +165,22 @@ def _ece_variants(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dic
             return float((count[full] / n * gap**2).sum())
         if how == "counts":
             return float((sum_acc - sum_conf).abs().sum())
+        if how == "bin_sums":  # totals in each bin instead of averages, then weighted by n_b / n
+            return float((count / n * (sum_acc - sum_conf).abs()).sum())
         full = count > 0
         gaps = ((sum_acc[full] - sum_conf[full]) / count[full]).abs()
         if how == "unweighted":
             return float(gaps.mean())
+        if how == "gap_sum":
+            return float(gaps.sum())
+        if how == "max":
+            return float(gaps.max())
         return float(gaps.sum() / n_bins)  # "unweighted_all": empty bins count as zero
 
     right = _bin_index(conf, edges, right_closed=True)
     true_conf = probs[torch.arange(n), labels]
     few_edges = torch.linspace(0, 1, n_bins, dtype=torch.float64)
+    many_edges = torch.linspace(0, 1, n_bins + 2, dtype=torch.float64)
     data_edges = torch.linspace(float(conf.min()), float(conf.max()), n_bins + 1, dtype=torch.float64)
     return {
         "right": weighted(conf, right),
@@ -183,6 +194,10 @@ def _ece_variants(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dic
         "global": abs(weighted(conf, right, "signed")),
         "squared": weighted(conf, right, "squared"),
         "counts": weighted(conf, right, "counts"),
+        "gap_sum": weighted(conf, right, "gap_sum"),
+        "bin_sums": weighted(conf, right, "bin_sums"),
+        "max": weighted(conf, right, "max"),
+        "many_edges": weighted(conf, _bin_index(conf, many_edges, right_closed=True)),
         "few_edges": weighted(conf, _bin_index(conf, few_edges, right_closed=True)),
         "data_edges": weighted(conf, _bin_index(conf, data_edges, right_closed=True)),
     }
@@ -200,7 +215,16 @@ _ECE_HINTS = {
     "global": "you compared the overall accuracy with the overall confidence (or let the signed gaps "
               "cancel): take |accuracy_b - confidence_b| in each bin, then the weighted sum.",
     "squared": "the ECE uses the absolute gap |accuracy_b - confidence_b|, not its square.",
-    "counts": "weigh each bin's gap by n_b / n; you multiplied by the count n_b but did not divide by n.",
+    "counts": "weigh each bin's gap by n_b / n; you multiplied by the count n_b but did not divide by n "
+              "(or summed the bins' totals of accuracy and confidence where their averages belong).",
+    "gap_sum": "you summed the bins' gaps |accuracy_b - confidence_b| without weights; the ECE is their "
+               "weighted AVERAGE, each bin weighted by its share of the examples, n_b / n.",
+    "bin_sums": "in each bin, accuracy_b and confidence_b are AVERAGES over the bin's examples; you used "
+                "their sums (totals) instead.",
+    "max": "you took the largest gap over the bins (that is the maximum calibration error); the ECE is the "
+           "weighted average of the gaps, each bin weighted by n_b / n.",
+    "many_edges": "torch.linspace(0, 1, n_bins + 2) gives n_bins + 1 bins; the n_bins bins have the "
+                  "n_bins + 1 edges torch.linspace(0, 1, n_bins + 1).",
     "few_edges": "torch.linspace(0, 1, n_bins) gives n_bins edges, that is n_bins - 1 bins; the edges "
                  "are torch.linspace(0, 1, n_bins + 1).",
     "data_edges": "the bins split [0, 1], not the range from the smallest to the largest confidence "
@@ -232,7 +256,8 @@ def _ece_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
     ]
 
 
-def check_ece(expected_calibration_error: Callable, strict: bool = False) -> Feedback:
+@checker("expected_calibration_error(probs, labels, n_bins)")
+def check_ece(expected_calibration_error: Callable) -> Feedback:
     """Check ``expected_calibration_error(probs, labels, n_bins) -> float``.
 
     The expected answer is ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over ``n_bins``
@@ -240,24 +265,30 @@ def check_ece(expected_calibration_error: Callable, strict: bool = False) -> Fee
     ``(b / n_bins, (b + 1) / n_bins]`` (the first bin also holds 0), as
     :func:`mixlib.metrics.reliability` computes it.
     """
-    problem = check_callable(expected_calibration_error, "expected_calibration_error")
-    if problem is not None:
-        return finish(problem, strict)
-    for what, probs, labels, n_bins in _ece_cases():
-        value, problem = call(expected_calibration_error, probs.clone(), labels.clone(), n_bins)
+    cases = []
+    for what, probs, labels, n_bins in _ece_cases():  # references first
+        variants = _ece_variants(probs, labels, n_bins)
+        assert math.isclose(variants["right"], reliability(probs, labels, n_bins).ece, abs_tol=1e-12)
+        cases.append((what, probs, labels, n_bins, variants))
+    for what, probs, labels, n_bins, variants in cases:
+        value, problem = call(expected_calibration_error, probs, labels, n_bins)
         if problem is None:
             value, problem = as_float(value, "the ECE")
-        if problem is None:
-            variants = _ece_variants(probs, labels, n_bins)
-            assert math.isclose(variants["right"], reliability(probs, labels, n_bins).ece, abs_tol=1e-12)
-            wrong = {_ECE_HINTS[k]: v for k, v in variants.items() if k != "right"}
-            problem = diagnose(value, variants["right"], wrong, rtol=1e-5, atol=1e-7)
-            if problem is not None:
-                problem = hint(f"on {what}: " + problem.message)
+            if problem is not None and value is None and "nan" in problem.message:
+                problem = hint(f"on {what}: your ECE came out as NaN. An empty bin has no mean: skip the "
+                               "bins that hold no example (their weight n_b / n is 0 anyway).")
         if problem is not None:
-            return finish(problem, strict)
-    return finish(passed("your ECE weighs each bin's |accuracy - confidence| by its share of the examples, "
-                         "with the right bins, also for confidences on the bin edges."), strict)
+            return problem
+        wrong = {_ECE_HINTS[k]: v for k, v in variants.items() if k != "right"}
+        problem = diagnose(value, variants["right"], wrong, rtol=1e-5, atol=1e-7, fallback=(
+            "that is not the ECE, and it matches none of the usual mistakes. Check each step: the confidence "
+            "is the largest probability of a row, a prediction is correct when its argmax equals the label, "
+            "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], and the ECE is "
+            "sum_b (n_b / n) |accuracy_b - confidence_b| over the non-empty bins."))
+        if problem is not None:
+            return hint(f"on {what}: " + problem.message)
+    return passed("your ECE weighs each bin's |accuracy - confidence| by its share of the examples, "
+                  "with the right bins, also for confidences on the bin edges.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,29 +301,29 @@ def _moments(alpha: float) -> tuple[float, float, float]:
     return 0.5, var, 0.25 - var
 
 
-def check_lambda_moments(lambda_moments: Callable, strict: bool = False) -> Feedback:
+@checker("lambda_moments(alpha)")
+def check_lambda_moments(lambda_moments: Callable) -> Feedback:
     """Check ``lambda_moments(alpha) -> (mean, variance, mean of lam * (1 - lam))`` for lam ~ Beta(alpha, alpha).
 
     The expected answer is ``(1/2, 1 / (4 (2 alpha + 1)), alpha / (2 (2 alpha + 1)))``.
     """
-    problem = check_callable(lambda_moments, "lambda_moments")
-    if problem is not None:
-        return finish(problem, strict)
     for alpha in [0.5, 2.0, 0.1, 8.0]:
         result, problem = call(lambda_moments, alpha)
         if problem is not None:
-            return finish(problem, strict)
-        if isinstance(result, torch.Tensor):
-            result = result.tolist()
+            return problem
+        if isinstance(result, (torch.Tensor, np.ndarray)) and result.ndim == 1:
+            result = list(result)
         if not isinstance(result, (tuple, list)) or len(result) != 3:
-            return finish(hint("return three numbers: (mean, variance, mean of lam * (1 - lam))."), strict)
+            return hint("return three numbers, in this order: (mean, variance, mean of lam * (1 - lam)); you "
+                        f"returned {type(result).__name__}"
+                        + (f" of length {len(result)}." if isinstance(result, (tuple, list)) else "."))
         mean, var, cross = _moments(alpha)
         names = ["the mean", "the variance", "the mean of lam * (1 - lam)"]
         values = []
         for name, v in zip(names, result, strict=True):
             v, problem = as_float(v, f"{name} (alpha = {alpha})")
             if problem is not None:
-                return finish(problem, strict)
+                return problem
             values.append(v)
         checks = [
             (values[0], mean, {
@@ -316,12 +347,25 @@ def check_lambda_moments(lambda_moments: Callable, strict: bool = False) -> Feed
                 "you returned the variance in place of E[lam (1 - lam)] = 1/4 - Var.": var,
             }),
         ]
-        for (got, expected, wrong), name in zip(checks, names, strict=True):
-            problem = diagnose(got, expected, wrong, rtol=1e-6, atol=1e-9)
-            if problem is not None:
-                return finish(hint(f"{name}, alpha = {alpha}: " + problem.message), strict)
-    return finish(passed("mean 1/2, variance 1 / (4 (2 alpha + 1)) and E[lam (1 - lam)] = alpha / (2 (2 alpha + 1)) "
-                         "for every alpha tried."), strict)
+        fallbacks = [
+            "that is not the mean of Beta(alpha, alpha); Beta(a, b) has mean a / (a + b).",
+            "that is not the variance of Beta(alpha, alpha); Beta(a, b) has variance "
+            "a b / ((a + b)^2 (a + b + 1)).",
+            "that is not E[lam (1 - lam)]; write it as E[lam] - E[lam^2], with E[lam^2] = Var + E[lam]^2.",
+        ]
+        for (got, expected, wrong), name, fallback in zip(checks, names, fallbacks, strict=True):
+            problem = diagnose(got, expected, wrong, rtol=1e-6, atol=1e-9, fallback=fallback)
+            if problem is None:
+                continue
+            if math.isclose(got, expected, rel_tol=0.05):
+                problem = hint(f"you returned {got:.6g}, close to but not exactly the right value: that looks like "
+                               "a Monte Carlo estimate (or a rounded number). Give the exact formula in alpha.")
+            elif name != "the mean" and got < 0:
+                problem = hint(f"you returned {got:.6g}, a negative number, but {name} of lam in [0, 1] cannot be "
+                               "negative: look for a sign error.")
+            return hint(f"{name}, alpha = {alpha}: " + problem.message)
+    return passed("mean 1/2, variance 1 / (4 (2 alpha + 1)) and E[lam (1 - lam)] = alpha / (2 (2 alpha + 1)) "
+                         "for every alpha tried.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,13 +384,13 @@ def _chord_model() -> nn.Module:
 
 @torch.no_grad()
 def _chord_variants(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_points: int) -> dict[str, float]:
-    def gaps(ts: torch.Tensor, f: Callable, swap: bool = False) -> torch.Tensor:
+    def gaps(ts: torch.Tensor, f: Callable, swap: bool = False, one_minus: bool = True) -> torch.Tensor:
         t = ts[:, None]
         out = f(model((1 - t) * a + t * b))
         fa, fb = f(model(a[None]))[0], f(model(b[None]))[0]
         if swap:
             fa, fb = fb, fa
-        return out - ((1 - t) * fa + t * fb)
+        return out - (((1 - t) if one_minus else 1) * fa + t * fb)
 
     def softmax(z: torch.Tensor) -> torch.Tensor:
         return torch.softmax(z, dim=-1)
@@ -363,6 +407,15 @@ def _chord_variants(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_points
         "squared": float(g.pow(2).sum(dim=1).mean()),
         "l1": float(g.abs().sum(dim=1).mean()),
         "sum": float(g.norm(dim=1).sum()),
+        "dim0": float((torch.softmax(model((1 - ts[:, None]) * a + ts[:, None] * b), dim=0)
+                       - ((1 - ts[:, None]) * torch.softmax(model(a[None]), dim=0)
+                          + ts[:, None] * torch.softmax(model(b[None]), dim=0))).norm(dim=1).mean()),
+        "no_one_minus": float(gaps(ts, softmax, one_minus=False).norm(dim=1).mean()),
+        "log_probs": float(gaps(ts, lambda z: torch.log_softmax(z, dim=-1)).norm(dim=1).mean()),
+        "abs_mean": float(g.abs().mean()),
+        "norm_dim0": float(g.norm(dim=0).mean()),
+        "rms": float(g.pow(2).sum(dim=1).mean().sqrt()),
+        "total_norm": float(g.norm()),
     }
 
 
@@ -378,10 +431,21 @@ _CHORD_HINTS = {
     "squared": "use the Euclidean norm of the gap at each point, not its square.",
     "l1": "use the Euclidean norm (torch.linalg.vector_norm or .norm(dim=1)), not the sum of absolute values.",
     "sum": "average over the points of the chord (.mean()), don't sum.",
+    "dim0": "take the softmax over the classes (dim=1, the last dimension), not over the points of the chord.",
+    "no_one_minus": "the straight line is (1 - t) f(a) + t f(b); you left out the factor (1 - t) on f(a).",
+    "log_probs": "measure the probabilities themselves (softmax), not the log-probabilities (log_softmax).",
+    "abs_mean": "you averaged the absolute entries of the gap; take the Euclidean norm of the gap vector at each "
+                "point (over the classes), then average over the points.",
+    "norm_dim0": "you took the norm over the points and averaged over the classes; it is the other way round: "
+                 "the norm over the classes (dim=1) at each point, then the mean over the points.",
+    "rms": "you took the root of the mean squared norm; average the norms themselves over the points.",
+    "total_norm": "you took one norm over the whole (points × classes) gap; take the norm at each point "
+                  "(dim=1), then average over the points.",
 }
 
 
-def check_chord_gap(chord_gap: Callable, strict: bool = False) -> Feedback:
+@checker("chord_gap(model, a, b, n_points)")
+def check_chord_gap(chord_gap: Callable) -> Feedback:
     """Check ``chord_gap(model, a, b, n_points) -> float``.
 
     The expected answer is the mean, over ``n_points`` evenly spaced ``t`` in [0, 1] (ends
@@ -389,24 +453,28 @@ def check_chord_gap(chord_gap: Callable, strict: bool = False) -> Feedback:
     softmax of the model's logits and the Euclidean norm; the same number as
     :func:`mixlib.flatness.chord_nonlinearity` for the pair ``(b, a)``.
     """
-    problem = check_callable(chord_gap, "chord_gap")
-    if problem is not None:
-        return finish(problem, strict)
     model = _chord_model()
-    cases = [
+    cases = []
+    for a, b, n_points in [
         (torch.tensor([-1.5, -1.0]), torch.tensor([1.5, -0.5]), 11),
         (torch.tensor([2.0, -2.0]), torch.tensor([-1.0, 1.5]), 6),
-    ]
-    for a, b, n_points in cases:
-        value, problem = call(chord_gap, model, a.clone(), b.clone(), n_points)
+    ]:  # references first
+        variants = _chord_variants(model, a, b, n_points)
+        library = float(chord_nonlinearity(model, b[None], a[None], n_points))
+        assert math.isclose(variants["right"], library, rel_tol=1e-5)
+        cases.append((a, b, n_points, variants))
+    for a, b, n_points, variants in cases:
+        value, problem = call(chord_gap, model, a, b, n_points)
         if problem is None:
             value, problem = as_float(value, "the chord gap")
-        if problem is None:
-            variants = _chord_variants(model, a, b, n_points)
-            library = float(chord_nonlinearity(model, b[None], a[None], n_points))
-            assert math.isclose(variants["right"], library, rel_tol=1e-5)
-            wrong = {_CHORD_HINTS[k]: v for k, v in variants.items() if k != "right"}
-            problem = diagnose(value, variants["right"], wrong, rtol=1e-4, atol=1e-6)
         if problem is not None:
-            return finish(problem, strict)
-    return finish(passed("your gap matches mixlib.flatness.chord_nonlinearity on two chords."), strict)
+            return problem
+        wrong = {_CHORD_HINTS[k]: v for k, v in variants.items() if k != "right"}
+        problem = diagnose(value, variants["right"], wrong, rtol=1e-4, atol=1e-6, fallback=(
+            "that matches none of the usual mistakes. At each t = torch.linspace(0, 1, n_points), take "
+            "p = softmax(model((1 - t) a + t b)), subtract the straight line (1 - t) p(a) + t p(b), take the "
+            "Euclidean norm over the classes, and average over the points."))
+        if problem is not None:
+            return hint(f"on the chord from a = {a.tolist()} to b = {b.tolist()} with n_points = {n_points}: "
+                        + problem.message)
+    return passed("your gap matches mixlib.flatness.chord_nonlinearity on two chords.")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numbers
+import re
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..flatness import class_singular_values
 from ..manifold import StagedNet, mlp
-from . import Feedback, as_float, call, check_callable, finish, hint, passed
+from . import Feedback, as_float, call, checker, given_arguments, hint, passed
 
 
 def _net() -> StagedNet:
@@ -45,45 +48,63 @@ def _mixed_outputs(answer: Callable, model: StagedNet, x: torch.Tensor, layer: i
     if problem is not None:
         return None, problem
     if not isinstance(out, torch.Tensor):
-        return None, hint(f"return the network's output (a tensor of logits), not {type(out).__name__}.")
-    if out.shape != (x.shape[0], 3):
+        what = "None: did you forget the `return` statement?" if out is None else f"{type(out).__name__}."
+        return None, hint(f"return the network's output, a tensor of logits; you returned {what}")
+    if tuple(out.shape) != (x.shape[0], 3):
         return None, hint(f"the output should have shape {(x.shape[0], 3)}, one row of logits per example; "
                           f"yours has shape {tuple(out.shape)}. Return the network's output, after continuing "
                           "the forward pass from the mixed hidden state with model.forward_from.")
     return out, None
 
 
-def check_mix_hidden(mix_hidden: Callable, strict: bool = False) -> Feedback:
+def _grads(out: torch.Tensor, params: list[torch.Tensor], weights: torch.Tensor) -> list[torch.Tensor | None]:
+    """The gradient of ``sum(weights * out)`` with respect to each parameter (``None`` where none flows)."""
+    loss = (out.to(weights.dtype) * weights).sum()
+    return list(torch.autograd.grad(loss, params, allow_unused=True))
+
+
+def _block_of(name: str) -> int | None:
+    match = re.match(r"blocks\.(\d+)\.", name)
+    return int(match.group(1)) if match else None
+
+
+@checker("mix_hidden(model, x, layer, lam, perm)")
+def check_mix_hidden(mix_hidden: Callable) -> Feedback:
     """Check ``mix_hidden(model, x, layer, lam, perm) -> logits``.
 
     The expected answer is the output of the :class:`~mixlib.manifold.StagedNet` ``model``
     when the hidden states at ``layer`` (``model.features(x, layer)``) are replaced by
     ``lam * h + (1 - lam) * h[perm]`` and the forward pass continues from there
-    (``model.forward_from``), with gradients flowing into every layer.
+    (``model.forward_from``), with gradients flowing into every layer: the checker compares
+    the gradient of a fixed weighted sum of the output with respect to every parameter, too.
+    Any floating dtype of the output is accepted.
     """
-    problem = check_callable(mix_hidden, "mix_hidden")
-    if problem is not None:
-        return finish(problem, strict)
     model, (x, perm) = _net(), _batch()
     lam = 0.3
-    for layer in (2, 0, 3, 1):
-        out, problem = _mixed_outputs(mix_hidden, model, x, layer, lam, perm)
-        if problem is not None:
-            return finish(problem, strict)
+    names = [n for n, _ in model.named_parameters()]
+    weights = torch.randn(x.shape[0], 3, generator=torch.Generator().manual_seed(31), dtype=torch.float64)
+    cases = []
+    for layer, lam_ in ((2, lam), (0, lam), (3, lam), (1, lam), (2, 1.0)):  # references first
+        expected = _mix_from(model, x, layer, lam_, perm)
+        grads = [g.double() for g in _grads(expected, list(model.parameters()), weights)]
         with torch.no_grad():
-            expected = _mix_from(model, x, layer, lam, perm)
-            plain = model(x)
+            expected = expected.double()
+            plain = model(x).double()
             wrong = [
                 ("your output is the ordinary forward pass: nothing was mixed. Mixing only the targets is "
                  "not manifold mixup; the hidden states h = model.features(x, layer) must be mixed too.", plain),
                 ("you mixed the outputs (logits) instead of the hidden states at `layer`: mix "
                  "h = model.features(x, layer), then continue with model.forward_from(mixed, layer).",
-                 lam * plain + (1 - lam) * plain[perm]),
+                 lam_ * plain + (1 - lam_) * plain[perm]),
                 ("you applied perm to both sides, lam * h[perm] + (1 - lam) * h[perm], which is just h[perm]: "
                  "each example must be mixed with its partner, lam * h + (1 - lam) * h[perm].",
-                 _mix_from(model, x, layer, lam, perm, both=True)),
+                 _mix_from(model, x, layer, lam_, perm, both=True).double()),
                 ("the weights are swapped: the example itself gets lam and its partner h[perm] gets 1 - lam.",
-                 _mix_from(model, x, layer, lam, perm, a=1 - lam)),
+                 _mix_from(model, x, layer, lam_, perm, a=1 - lam_).double()),
+                ("you mixed half and half, (h + h[perm]) / 2; the weights are lam for the example and "
+                 "1 - lam for its partner h[perm].", _mix_from(model, x, layer, lam_, perm, a=0.5).double()),
+                ("you returned the partners' forward pass, model(x[perm]): the output should come from the "
+                 "MIX lam * h + (1 - lam) * h[perm].", plain[perm]),
             ]
             for off in (-1, 1):
                 k = layer + off
@@ -91,26 +112,45 @@ def check_mix_hidden(mix_hidden: Callable, strict: bool = False) -> Feedback:
                     wrong.append((f"you mixed at layer {k} instead of layer {layer}: an off-by-one. Layer k is "
                                   "the INPUT to block k (layer 0 is x itself), so use model.features(x, layer) "
                                   "and model.forward_from(mixed, layer) with the same `layer`.",
-                                  _mix_from(model, x, k, lam, perm)))
-        if not torch.allclose(out.detach(), expected, atol=1e-5, rtol=1e-4):
+                                  _mix_from(model, x, k, lam_, perm).double()))
+        cases.append((layer, lam_, expected, grads, wrong))
+
+    for layer, lam_, expected, grads, wrong in cases:
+        out, problem = _mixed_outputs(mix_hidden, model, x, layer, lam_, perm)
+        if problem is not None:
+            return problem
+        got = out.detach().to("cpu", torch.float64)
+        if not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
             for message, value in wrong:
-                if torch.allclose(out.detach(), value, atol=1e-5, rtol=1e-4):
-                    return finish(hint(f"at layer {layer}: {message}"), strict)
-            gap = float((out.detach() - expected).abs().max())
-            return finish(hint(f"at layer {layer} with lam = {lam} your output differs from the mixed forward "
-                               f"pass by up to {gap:.3g}."), strict)
+                if torch.allclose(got, value, atol=1e-5, rtol=1e-4):
+                    return hint(f"at layer {layer} with lam = {lam_}: {message}")
+            if lam_ == 1.0:
+                return hint("with lam = 1 the mix is h itself, so the output should be the ordinary forward "
+                            "pass model(x); yours is not.")
+            return hint(f"at layer {layer} with lam = {lam_} your output is not the forward pass continued from "
+                        "lam * h + (1 - lam) * h[perm] (it matches none of the usual mistakes either). Compute "
+                        "h = model.features(x, layer), mix it, then return model.forward_from(mixed, layer).")
         if not out.requires_grad:
-            return finish(hint("your output carries no gradient: do not wrap the forward pass in "
-                               "torch.no_grad() or detach it. Manifold mixup trains the layers before the "
-                               "mixing point too."), strict)
-    # lam = 1 must give back the ordinary forward pass
-    out, problem = _mixed_outputs(mix_hidden, model, x, 2, 1.0, perm)
-    if problem is not None:
-        return finish(problem, strict)
-    if not torch.allclose(out.detach(), model(x).detach(), atol=1e-5, rtol=1e-4):
-        return finish(hint("with lam = 1 the output should be the ordinary forward pass model(x)."), strict)
-    return finish(passed("your function mixes the hidden states at the requested layer and continues the "
-                         "forward pass from there, at layers 0 (input mixup) to 3."), strict)
+            return hint(f"at layer {layer}: your output carries no gradient. Do not wrap the forward pass in "
+                        "torch.no_grad(), call .detach() or convert to NumPy: manifold mixup trains the layers "
+                        "before the mixing point too.")
+        given_model = given_arguments()[0]
+        got_grads = _grads(out, list(given_model.parameters()), weights)
+        starved = sorted({b for n, g, ref in zip(names, got_grads, grads, strict=True)
+                          if (g is None or not bool(g.abs().sum() > 0)) and bool(ref.abs().sum() > 0)
+                          and (b := _block_of(n)) is not None})
+        if starved:
+            return hint(f"at layer {layer}: no gradient reaches block(s) {', '.join(map(str, starved))}, before the "
+                        "mixing point. The hidden states h were detached (.detach(), torch.no_grad(), or a copy "
+                        "made with torch.tensor(h)); compute h = model.features(x, layer) with gradients on, so "
+                        "that manifold mixup also trains the layers that produce h.")
+        if not all(g is not None and torch.allclose(g.double(), ref, atol=1e-6, rtol=1e-4)
+                   for g, ref in zip(got_grads, grads, strict=True)):
+            return hint(f"at layer {layer}: your output has the right values, but its gradient with respect to "
+                        "the model's parameters is not that of the mixed forward pass. Keep every step in torch "
+                        "(no detour through NumPy or .item()), and do not mix with a detached copy of h.")
+    return passed("your function mixes the hidden states at the requested layer and continues the forward pass "
+                  "from there, at layers 0 (input mixup) to 3, and gradients reach every layer.")
 
 
 def _flattening_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -176,7 +216,8 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(1.0, abs(b))
 
 
-def check_flattening_summary(flattening_summary: Callable, strict: bool = False) -> Feedback:
+@checker("flattening_summary(h, labels)")
+def check_flattening_summary(flattening_summary: Callable) -> Feedback:
     """Check ``flattening_summary(h, labels) -> (top, rest)``.
 
     The expected answer: for each class ``c``, the singular values ``s_1 >= s_2 >= ...`` of
@@ -184,40 +225,52 @@ def check_flattening_summary(flattening_summary: Callable, strict: bool = False)
     ``c``; ``top`` is the average over classes of ``s_1`` and ``rest`` the average over
     classes of ``s_2 + s_3 + ...``.
     """
-    problem = check_callable(flattening_summary, "flattening_summary")
-    if problem is not None:
-        return finish(problem, strict)
-    for h, y in _flattening_cases():
-        out, problem = call(flattening_summary, h.clone(), y.clone())
+    cases = [(h, y, *_flattening_candidates(h, y)) for h, y in _flattening_cases()]  # references first
+    for h, y, right, wrong in cases:
+        out, problem = call(flattening_summary, h, y)
         if problem is not None:
-            return finish(problem, strict)
+            return problem
+        if isinstance(out, (torch.Tensor, np.ndarray)) and out.ndim == 1:
+            out = list(out)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            return finish(hint("return a pair (top, rest): the average largest singular value and the "
-                               "average sum of the others."), strict)
+            return hint("return a pair (top, rest): the average largest singular value and the "
+                        "average sum of the others, as in `return top, rest`.")
         top, problem = as_float(out[0], "top")
         if problem is None:
             rest, problem = as_float(out[1], "rest")
         if problem is not None:
-            return finish(problem, strict)
-        right, wrong = _flattening_candidates(h, y)
+            return problem
         if _close(top, right[0]) and _close(rest, right[1]):
             continue
         for message, (wt, wr) in wrong:
             if _close(top, wt) and _close(rest, wr):
-                return finish(hint(message), strict)
+                return hint(message)
+        if _close(top, right[1]) and _close(rest, right[0]):
+            return hint("you returned the pair in the wrong order: (top, rest), the largest singular value first.")
+        sizes = ", ".join(str(int((y == c).sum())) for c in torch.unique(y).tolist())
         which = "top" if not _close(top, right[0]) else "rest"
-        return finish(hint(f"you returned ({top:.5g}, {rest:.5g}) where ({right[0]:.5g}, {right[1]:.5g}) was "
-                           f"expected; `{which}` is off."), strict)
-    return finish(passed("your summary matches the paper's measure: per class singular values, the largest "
-                         "and the sum of the others, each averaged over classes."), strict)
+        both = " and `rest`" if which == "top" and not _close(rest, right[1]) else ""
+        return hint(f"on {len(torch.unique(y))} classes with {sizes} examples in {h.shape[1]} dimensions you "
+                    f"returned ({top:.5g}, {rest:.5g}); `{which}`{both} is off, and it matches none of the usual "
+                    "mistakes. For each class c: s = torch.linalg.svdvals(h[labels == c]) (sorted, largest "
+                    "first); then average s[0] and s[1:].sum() over the classes.")
+    return passed("your summary matches the paper's measure: per class singular values, the largest "
+                  "and the sum of the others, each averaged over classes.")
 
 
 def _as_layer(value: object) -> int | None:
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    """The learner's layer as an int, or ``None`` if it is not an integer."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            return None
+        return int(value.reshape(()).item())
+    if isinstance(value, np.ndarray):
+        if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
+            return None
+        return int(value.reshape(()).item())
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         return None
-    return value
+    return int(value)
 
 
 def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
@@ -236,27 +289,25 @@ def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
     return out, None
 
 
-def check_sample_layer(sample_layer: Callable, strict: bool = False) -> Feedback:
+@checker("sample_layer(eligible, generator)")
+def check_sample_layer(sample_layer: Callable) -> Feedback:
     """Check ``sample_layer(eligible, generator) -> int``.
 
     The expected answer is one element of the tuple ``eligible`` drawn uniformly at random
     with the ``torch.Generator`` ``generator``, so that equally seeded generators give
     equal draws.
     """
-    problem = check_callable(sample_layer, "sample_layer")
-    if problem is not None:
-        return finish(problem, strict)
     n = 3000
     for eligible in [(0, 2, 3), (0, 1, 2, 3, 4), (1, 3), (2,)]:
         draws, problem = _draws(sample_layer, eligible, n, seed=5)
         if problem is not None:
-            return finish(problem, strict)
+            return problem
         again, problem = _draws(sample_layer, eligible, n, seed=5)
         if problem is not None:
-            return finish(problem, strict)
+            return problem
         if draws != again:
-            return finish(hint("two equally seeded generators gave different layers: draw with the generator "
-                               "you are given, e.g. torch.randint(..., generator=generator)."), strict)
+            return hint("two equally seeded generators gave different layers: draw with the generator "
+                               "you are given, e.g. torch.randint(..., generator=generator).")
         seen = set(draws)
         outside = sorted(seen - set(eligible))
         if outside:
@@ -269,7 +320,7 @@ def check_sample_layer(sample_layer: Callable, strict: bool = False) -> Feedback
                        "layer.")
             else:
                 msg = f"with eligible = {eligible} you returned layers {outside} outside the set."
-            return finish(hint(msg), strict)
+            return hint(msg)
         missing = sorted(set(eligible) - seen)
         if missing:
             if 0 in missing:
@@ -280,14 +331,14 @@ def check_sample_layer(sample_layer: Callable, strict: bool = False) -> Feedback
                        "torch.randint(high, ...) excludes `high`, so use high = len(eligible).")
             else:
                 msg = f"with eligible = {eligible}, the layers {missing} never came up in {n} draws."
-            return finish(hint(msg), strict)
+            return hint(msg)
         p = 1 / len(eligible)
         sd = (n * p * (1 - p)) ** 0.5
         for layer in eligible:
             count = draws.count(layer)
             if abs(count - n * p) > 5 * sd + 1e-9:
-                return finish(hint(f"with eligible = {eligible}, layer {layer} came up {count} times in {n} draws, "
+                return hint(f"with eligible = {eligible}, layer {layer} came up {count} times in {n} draws, "
                                    f"far from the {n * p:.0f} a uniform choice gives: every eligible layer must be "
-                                   "equally likely."), strict)
-    return finish(passed("your sampler draws every eligible layer, only eligible layers, uniformly and "
-                         "repeatably from the generator."), strict)
+                                   "equally likely.")
+    return passed("your sampler draws every eligible layer, only eligible layers, uniformly and "
+                         "repeatably from the generator.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import torch
 
-from . import Feedback, as_float, call, check_callable, diagnose, finish, hint, passed
+from . import Feedback, as_float, as_tensor, call, checker, diagnose, hint, passed
 
 TERMS = ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2")
 
@@ -49,9 +50,8 @@ def four_terms_reference(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2:
     return _terms(e, e2, g, g2, lam)
 
 
-def _close(a: object, b: torch.Tensor) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.double(), b, rtol=1e-6,
-                                                                                  atol=1e-9)
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-6, atol=1e-9))
 
 
 def _term_mistakes(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
@@ -75,10 +75,26 @@ def _term_mistakes(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch
         "with x' (e' g(x')).": _terms(e, e2, g, g2, lam, w_x=(1 - lam) ** 2, w_x2=lam**2),
         "your terms are averaged over the batch; the checker asks for the SUM over the batch "
         "(use .sum(0), not .mean(0)).": {k: v / batch for k, v in ref.items()},
+        "your cross terms have the wrong sign: like the ordinary terms, they carry the minus sign of the "
+        "gradient of 1/2 (target - prediction)^2.": {**ref, "cross_x": -ref["cross_x"], "cross_x2": -ref["cross_x2"]},
+        "your ordinary terms have the wrong sign: like the cross terms, they carry the minus sign of the "
+        "gradient of 1/2 (target - prediction)^2.": {
+            **ref, "ordinary_x": -ref["ordinary_x"], "ordinary_x2": -ref["ordinary_x2"]},
+        "your cross terms are doubled: each of the two cross products of the expansion appears once, with "
+        "weight lam (1-lam); the 2 lam (1-lam) of a squared sum belongs to the loss, not to its gradient.": {
+            **ref, "cross_x": 2 * ref["cross_x"], "cross_x2": 2 * ref["cross_x2"]},
+        "your ordinary terms are weighted by lam (1-lam), the cross terms' weight; the ordinary terms get "
+        "lam^2 (for x) and (1-lam)^2 (for x').": _terms(e, e2, g, g2, lam, w_x=lam * (1 - lam),
+                                                         w_x2=lam * (1 - lam)),
+        "your ordinary terms use the partner's residual; an ordinary term pairs each example's residual "
+        "with its own gradient: ordinary_x = -lam^2 e g(x), ordinary_x2 = -(1-lam)^2 e' g(x').": {
+            **ref, "ordinary_x": -(lam**2 * e2[:, None] * g).sum(0),
+            "ordinary_x2": -((1 - lam) ** 2 * e[:, None] * g2).sum(0)},
     }
 
 
-def check_four_terms(four_terms: Callable, strict: bool = False) -> Feedback:
+@checker("four_terms(e, e2, g, g2, lam)")
+def check_four_terms(four_terms: Callable) -> Feedback:
     """Check ``four_terms(e, e2, g, g2, lam) -> dict``.
 
     ``e`` and ``e2`` are residuals of shape ``(B,)``, ``g`` and ``g2`` per-example gradients of
@@ -86,44 +102,41 @@ def check_four_terms(four_terms: Callable, strict: bool = False) -> Feedback:
     ``"ordinary_x2"``, ``"cross_x"``, ``"cross_x2"``, each of shape ``(P,)``: the terms of the
     gradient of the minimised manifold-mixup squared loss, summed over the batch.
     """
-    problem = check_callable(four_terms, "four_terms")
-    if problem is not None:
-        return finish(problem, strict)
-    for seed, lam in [(0, 0.8), (1, 0.3)]:
+    cases = []
+    for seed, lam in [(0, 0.8), (1, 0.3)]:  # references first
         e, e2, g, g2 = _term_case(seed)
-        got, problem = call(four_terms, e.clone(), e2.clone(), g.clone(), g2.clone(), lam)
+        cases.append((e, e2, g, g2, lam, _terms(e, e2, g, g2, lam), _term_mistakes(e, e2, g, g2, lam, len(e))))
+    for e, e2, g, g2, lam, ref, mistakes in cases:
+        got, problem = call(four_terms, e, e2, g, g2, lam)
         if problem is not None:
-            return finish(problem, strict)
+            return problem
         if not isinstance(got, Mapping):
-            return finish(hint(f"return a dict with the keys {', '.join(TERMS)}; you returned "
-                               f"{type(got).__name__}."), strict)
+            return hint(f"return a dict with the keys {', '.join(TERMS)}; you returned {type(got).__name__}.")
         missing = [k for k in TERMS if k not in got]
         if missing:
-            return finish(hint(f"your dict lacks the key(s) {', '.join(missing)}; it needs exactly "
-                               f"{', '.join(TERMS)}."), strict)
+            return hint(f"your dict lacks the key(s) {', '.join(missing)}; it needs exactly {', '.join(TERMS)}.")
         n_params = g.shape[1]
+        terms = {}
         for key in TERMS:
             value = got[key]
-            if not isinstance(value, torch.Tensor):
-                return finish(hint(f"{key} should be a tensor, but it is {type(value).__name__}."), strict)
-            if value.shape == g.shape:
-                return finish(hint(f"{key} has shape {tuple(value.shape)}, one row per example: sum over "
-                                   f"the batch to get one vector of shape ({n_params},)."), strict)
-            if value.shape != (n_params,):
-                return finish(hint(f"{key} should have shape ({n_params},), one entry per parameter; "
-                                   f"yours has shape {tuple(value.shape)}."), strict)
-        ref = _terms(e, e2, g, g2, lam)
-        if all(_close(got[k], ref[k]) for k in TERMS):
+            if isinstance(value, (torch.Tensor, np.ndarray)) and tuple(value.shape) == tuple(g.shape):
+                return hint(f"{key} has shape {tuple(value.shape)}, one row per example: sum over the batch to "
+                            f"get one vector of shape ({n_params},).")
+            terms[key], problem = as_tensor(value, key, (n_params,))
+            if problem is not None:
+                return hint(problem.message + (" It needs one entry per parameter." if "shape" in problem.message
+                                               else ""))
+        if all(_close(terms[k], ref[k]) for k in TERMS):
             continue
-        for message, terms in _term_mistakes(e, e2, g, g2, lam, len(e)).items():
-            if all(_close(got[k], terms[k]) for k in TERMS):
-                return finish(hint(message), strict)
-        wrong = [k for k in TERMS if not _close(got[k], ref[k])]
-        return finish(hint(f"with lam = {lam}, the term(s) {', '.join(wrong)} do not match. Expand "
-                           "-(lam e + (1-lam) e') (lam g(x) + (1-lam) g(x')) term by term, each one "
-                           "summed over the batch."), strict)
-    return finish(passed("your four terms match the expansion of the manifold-mixup gradient, "
-                         "sign, weights and partners included."), strict)
+        for message, wrong_terms in mistakes.items():
+            if all(_close(terms[k], wrong_terms[k]) for k in TERMS):
+                return hint(message)
+        wrong = [k for k in TERMS if not _close(terms[k], ref[k])]
+        return hint(f"with lam = {lam}, the term(s) {', '.join(wrong)} do not match. Expand "
+                    "-(lam e + (1-lam) e') (lam g(x) + (1-lam) g(x')) term by term, each one "
+                    "summed over the batch.")
+    return passed("your four terms match the expansion of the manifold-mixup gradient, "
+                  "sign, weights and partners included.")
 
 
 # --- exercise 2: the constant c = E[lam (1 - lam)] -------------------------------------------------
@@ -133,20 +146,18 @@ def _c(alpha: float) -> float:
     return alpha / (2 * (2 * alpha + 1))
 
 
-def check_mixing_constant(mixing_constant: Callable, strict: bool = False) -> Feedback:
+@checker("mixing_constant(alpha)")
+def check_mixing_constant(mixing_constant: Callable) -> Feedback:
     """Check ``mixing_constant(alpha) -> float``: ``c = E[lam (1 - lam)]`` for ``lam ~ Beta(alpha, alpha)``.
 
     The exact value is ``alpha / (2 (2 alpha + 1))``.
     """
-    problem = check_callable(mixing_constant, "mixing_constant")
-    if problem is not None:
-        return finish(problem, strict)
     for alpha in (2.0, 0.5, 1.0, 7.0):
         value, problem = call(mixing_constant, alpha)
         if problem is None:
             value, problem = as_float(value, "c")
         if problem is not None:
-            return finish(problem, strict)
+            return problem
         var = 1 / (4 * (2 * alpha + 1))
         expected = _c(alpha)
         problem = diagnose(value, expected, {
@@ -158,16 +169,23 @@ def check_mixing_constant(mixing_constant: Callable, strict: bool = False) -> Fe
             "you are missing a factor 1/2: c = alpha / (2 (2 alpha + 1)).": alpha / (2 * alpha + 1),
             "check the variance of Beta(a, b): a b / ((a + b)^2 (a + b + 1)) (you seem to have dropped "
             "the +1).": 0.25 - 1 / (8 * alpha),
-        }, rtol=1e-6, atol=1e-12)
+            "check the variance of Beta(alpha, alpha): its last factor is a + b + 1 = 2 alpha + 1, not "
+            "alpha + 1.": 0.25 - 1 / (4 * (alpha + 1)),
+            "the numerator is alpha: c = alpha / (2 (2 alpha + 1)), not 1 / (2 (2 alpha + 1)).":
+                1 / (2 * (2 * alpha + 1)),
+            "the denominator has 2 alpha + 1 (that is a + b + 1 with a = b = alpha), not alpha + 1.":
+                alpha / (2 * (alpha + 1)),
+        }, rtol=1e-6, atol=1e-12, fallback="that is not E[lam (1 - lam)] for lam ~ Beta(alpha, alpha). Write it "
+           "as E[lam] - E[lam^2], with E[lam] = 1/2 and E[lam^2] = Var(lam) + 1/4.")
         if problem is not None:
             if math.isclose(value, expected, rel_tol=0.03):
-                problem = hint(f"for alpha = {alpha} you returned {value:.6g}, close to but not exactly "
-                               f"{expected:.6g}: that looks like a Monte Carlo estimate. Derive the exact "
-                               "value from the mean and the variance of Beta(alpha, alpha).")
+                problem = hint(f"for alpha = {alpha} you returned {value:.6g}, close to but not exactly the right "
+                               "value: that looks like a Monte Carlo estimate (or a rounded number). Derive the "
+                               "exact value from the mean and the variance of Beta(alpha, alpha).")
             else:
                 problem = hint(f"for alpha = {alpha}: " + problem.message)
-            return finish(problem, strict)
-    return finish(passed("c = alpha / (2 (2 alpha + 1)), exactly."), strict)
+            return problem
+    return passed("c = alpha / (2 (2 alpha + 1)), exactly.")
 
 
 # --- exercise 3: the expected manifold-mixup loss --------------------------------------------------
@@ -178,30 +196,31 @@ def _expected(e: torch.Tensor, alpha: float, c: float | None = None) -> float:
     return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean() ** 2)
 
 
-def check_expected_loss(expected_loss: Callable, strict: bool = False) -> Feedback:
+@checker("expected_loss(residuals, alpha)")
+def check_expected_loss(expected_loss: Callable) -> Feedback:
     """Check ``expected_loss(residuals, alpha) -> float``.
 
     The expected answer is ``(1 - 2c) mean(e^2) / 2 + c mean(e)^2`` with
     ``c = alpha / (2 (2 alpha + 1))``: the manifold-mixup squared loss per example of an affine
     head, in expectation over ``lam ~ Beta(alpha, alpha)`` and a uniformly random pairing.
     """
-    problem = check_callable(expected_loss, "expected_loss")
-    if problem is not None:
-        return finish(problem, strict)
     g = torch.Generator().manual_seed(4)
     cases = [
         (0.7 + torch.randn(12, generator=g, dtype=torch.float64), 2.0),
         (torch.randn(9, generator=g, dtype=torch.float64) - 1.3, 0.4),
     ]
-    for e, alpha in cases:
-        value, problem = call(expected_loss, e.clone(), alpha)
+    refs = []
+    for e, alpha in cases:  # references first
+        c = _c(alpha)
+        m2, m1 = float(e.pow(2).mean()), float(e.mean())
+        var = float(e.var(unbiased=False))
+        refs.append((e, alpha, c, m2, m1, var, _expected(e, alpha)))
+    for e, alpha, c, m2, m1, var, expected in refs:
+        value, problem = call(expected_loss, e, alpha)
         if problem is None:
             value, problem = as_float(value, "the expected loss")
         if problem is not None:
-            return finish(problem, strict)
-        c = _c(alpha)
-        m2, m1 = float(e.pow(2).mean()), float(e.mean())
-        expected = _expected(e, alpha)
+            return problem
         problem = diagnose(value, expected, {
             "you left out the penalty on the mean residual, c mean(e)^2: the cross products "
             "2 lam (1-lam) e_i e_pi(i) average to 2c mean(e)^2, not to zero.": (1 - 2 * c) * m2 / 2,
@@ -215,10 +234,20 @@ def check_expected_loss(expected_loss: Callable, strict: bool = False) -> Feedba
             "the ERM part is scaled: E[lam^2] + E[(1-lam)^2] = 1 - 2c, so it is (1 - 2c) mean(e^2)/2.":
                 m2 / 2 + c * m1**2,
             "return the loss per example (a mean over the batch), not the sum.": len(e) * expected,
-        }, rtol=1e-6, atol=1e-12)
+            "the penalty is c times the SQUARED mean residual, c mean(e)^2, not c mean(e).":
+                (1 - 2 * c) * m2 / 2 + c * m1,
+            "the penalty is on the squared MEAN residual, mean(e)^2 (the cross products of different "
+            "examples), not on the variance of the residuals.": (1 - 2 * c) * m2 / 2 + c * var,
+            "a sign: the cross products ADD c mean(e)^2 to the loss; they do not subtract it.":
+                (1 - 2 * c) * m2 / 2 - c * m1**2,
+            "the cross part is c mean(e)^2, not 2c mean(e)^2: the factor 2 of 2 lam (1-lam) e e' is halved "
+            "by the 1/2 of the loss.": (1 - 2 * c) * m2 / 2 + 2 * c * m1**2,
+        }, rtol=1e-6, atol=1e-12, fallback="it matches none of the usual mistakes. Expand 1/2 (lam e_i + (1-lam) "
+           "e_pi(i))^2, take the expectation over lam (E[lam^2] = E[(1-lam)^2] = 1/2 - c, E[lam (1-lam)] = c) and "
+           "over the uniform partner pi(i) (E[e_pi(i)] = mean(e)), then average over i.")
         if problem is not None:
             if math.isclose(value, expected, rel_tol=0.03):
-                problem = hint(f"you returned {value:.6g}, close to but not exactly {expected:.6g}: that looks "
+                problem = hint(f"you returned {value:.6g}, close to but not exactly the right value: that looks "
                                "like a Monte Carlo estimate. Give the exact expectation.")
-            return finish(problem, strict)
-    return finish(passed("your expected loss is (1 - 2c) mean(e^2)/2 + c mean(e)^2, exactly."), strict)
+            return hint(f"with {len(e)} residuals and alpha = {alpha}: " + problem.message)
+    return passed("your expected loss is (1 - 2c) mean(e^2)/2 + c mean(e)^2, exactly.")

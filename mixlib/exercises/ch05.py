@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import Feedback, as_float, call, check_callable, diagnose, finish, hint, passed
+from . import Feedback, as_float, call, checker, diagnose, hint, passed
 
 # --- exercise 1: cross-entropy at a mixed point, from the logits of the originals ---------------------
 
@@ -37,13 +38,27 @@ def _mixed_ce_cases(z: torch.Tensor, z2: torch.Tensor, a: int, b: int, lam: floa
         "swapped_logits": _ce((1 - lam) * z + lam * z2, target),
         "originals": lam * _ce(z, _one_hot(a, k)) + (1 - lam) * _ce(z2, _one_hot(b, k)),
         "double_softmax": _ce(torch.softmax(mixed, 0), target),
+        "overwritten_target": _ce(mixed, _assigned_target(k, a, b, lam)),
+        "class_mean": _ce(mixed, target) / k,
+        "negative": -_ce(mixed, target),
+        "lam_both": _ce(mixed, lam * _one_hot(a, k) + lam * _one_hot(b, k)),
+        "no_log": float(-(target * torch.softmax(mixed, 0)).sum()),
     }
+
+
+def _assigned_target(k: int, a: int, b: int, lam: float) -> torch.Tensor:
+    """The target built by assignment, ``t[a] = lam; t[b] = 1 - lam``: wrong when ``a == b``."""
+    t = torch.zeros(k, dtype=torch.float64)
+    t[a] = lam
+    t[b] = 1 - lam
+    return t
 
 
 def _mixed_ce_inputs() -> list[tuple[torch.Tensor, torch.Tensor, int, int, float]]:
     g = torch.Generator().manual_seed(505)
     cases = []
-    for k, a, b, lam in [(5, 2, 4, 0.35), (3, 0, 2, 0.8), (10, 3, 7, 0.6)]:
+    # the third pair has the same class twice: its target is one-hot, lam + (1 - lam) = 1 on that class
+    for k, a, b, lam in [(5, 2, 4, 0.35), (3, 0, 2, 0.8), (4, 1, 1, 0.3), (10, 3, 7, 0.6)]:
         z = 3 * torch.randn(k, generator=g, dtype=torch.float64)
         z2 = 3 * torch.randn(k, generator=g, dtype=torch.float64)
         cases.append((z, z2, a, b, lam))
@@ -52,41 +67,52 @@ def _mixed_ce_inputs() -> list[tuple[torch.Tensor, torch.Tensor, int, int, float
     return cases + [(4.0 * e0, 4.0 * e1, 0, 1, 0.7), (32.0 * e0, 32.0 * e1, 0, 1, 0.7)]
 
 
-def check_mixed_logit_ce(mixed_logit_ce: Callable, strict: bool = False) -> Feedback:
+@checker("mixed_logit_ce(logits, logits2, label, label2, lam)")
+def check_mixed_logit_ce(mixed_logit_ce: Callable) -> Feedback:
     """Check ``mixed_logit_ce(logits, logits2, label, label2, lam) -> float``.
 
     The expected answer is the cross-entropy of the mixed logits ``lam * logits + (1 - lam) * logits2``
     (1-D tensors of length K) against the soft target with weight ``lam`` on ``label`` and
     ``1 - lam`` on ``label2``.
     """
-    problem = check_callable(mixed_logit_ce, "mixed_logit_ce")
-    if problem is not None:
-        return finish(problem, strict)
-    for z, z2, a, b, lam in _mixed_ce_inputs():
-        value, problem = call(mixed_logit_ce, z.clone(), z2.clone(), a, b, lam)
+    cases = [(z, z2, a, b, lam, _mixed_ce_cases(z, z2, a, b, lam))
+             for z, z2, a, b, lam in _mixed_ce_inputs()]  # references first
+    for z, z2, a, b, lam, ref in cases:
+        value, problem = call(mixed_logit_ce, z, z2, a, b, lam)
         if problem is None:
             value, problem = as_float(value, "the cross-entropy")
-        if problem is None:
-            ref = _mixed_ce_cases(z, z2, a, b, lam)
-            problem = diagnose(value, ref["right"], {
-                "you mixed the probabilities of the two originals; manifold mixup with a linear head "
-                "mixes the LOGITS, then applies the softmax once.": ref["mixed_probs"],
-                "you scored the mixed logits against the hard label of the first example; the target "
-                "is the soft mixture, lam on label and 1 - lam on label2.": ref["hard"],
-                "the target's weights are swapped: label gets lam and label2 gets 1 - lam.":
-                    ref["swapped_target"],
-                "the logits' weights are swapped: the mixed logits are lam * logits + (1 - lam) * logits2.":
-                    ref["swapped_logits"],
-                "you averaged the losses of the two original examples; compute the loss of the one "
-                "mixed point, whose logits are lam * logits + (1 - lam) * logits2.": ref["originals"],
-                "you applied the softmax twice (for instance softmax, then a function that expects "
-                "logits); log_softmax of the mixed logits is all you need.": ref["double_softmax"],
-            }, rtol=1e-5)
-            if problem is not None:
-                problem = hint(f"with {len(z)} classes, labels ({a}, {b}) and lam = {lam}: {problem.message}")
         if problem is not None:
-            return finish(problem, strict)
-    return finish(passed("your function mixes the logits and scores them against the soft target."), strict)
+            return problem
+        problem = diagnose(value, ref["right"], {
+            "when label == label2 the target puts all its weight, lam + (1 - lam) = 1, on that one class: "
+            "add the two weights (target[label] += ...), don't let the second assignment overwrite the first.":
+                ref["overwritten_target"],
+            "you mixed the probabilities of the two originals; manifold mixup with a linear head "
+            "mixes the LOGITS, then applies the softmax once.": ref["mixed_probs"],
+            "you scored the mixed logits against the hard label of the first example; the target "
+            "is the soft mixture, lam on label and 1 - lam on label2.": ref["hard"],
+            "the target's weights are swapped: label gets lam and label2 gets 1 - lam.":
+                ref["swapped_target"],
+            "the logits' weights are swapped: the mixed logits are lam * logits + (1 - lam) * logits2.":
+                ref["swapped_logits"],
+            "you averaged the losses of the two original examples; compute the loss of the one "
+            "mixed point, whose logits are lam * logits + (1 - lam) * logits2.": ref["originals"],
+            "you applied the softmax twice (for instance softmax, then a function that expects "
+            "logits); log_softmax of the mixed logits is all you need.": ref["double_softmax"],
+            "you averaged over the classes; the cross-entropy SUMS target * log-probability over the classes.":
+                ref["class_mean"],
+            "the sign is missing: the cross-entropy is MINUS the sum of target * log-probability, a positive "
+            "number.": ref["negative"],
+            "both labels got weight lam; label2's weight is 1 - lam.": ref["lam_both"],
+            "you weighted the probabilities, not the log-probabilities: the cross-entropy is "
+            "-sum(target * log_softmax(mixed logits)).": ref["no_log"],
+        }, rtol=1e-5, fallback="it matches none of the usual mistakes. Mix the logits, "
+           "z = lam * logits + (1 - lam) * logits2, build the target with lam on label and 1 - lam on label2, and "
+           "return -sum(target * log_softmax(z)).")
+        if problem is not None:
+            return hint(f"with {len(z)} classes, labels ({a}, {b}) and lam = {lam}: {problem.message}")
+    return passed("your function mixes the logits and scores them against the soft target, also when both "
+                  "examples share a class.")
 
 
 # --- exercise 2: the best scale for two classes ------------------------------------------------------
@@ -96,15 +122,13 @@ def _best_scale(lam: float) -> float:
     return math.log(lam / (1 - lam)) / (2 * lam - 1)
 
 
-def check_best_scale(best_scale: Callable, strict: bool = False) -> Feedback:
+@checker("best_scale(lam)")
+def check_best_scale(best_scale: Callable) -> Feedback:
     """Check ``best_scale(lam) -> float``: the minimiser ``s* = logit(lam) / (2 lam - 1)``.
 
     For two classes the chord cross-entropy depends on the margin ``m = (2 lam - 1) s``, is
     minimised where ``sigmoid(m) = lam``, hence ``s* = log(lam / (1 - lam)) / (2 lam - 1) > 0``.
     """
-    problem = check_callable(best_scale, "best_scale")
-    if problem is not None:
-        return finish(problem, strict)
     for lam in (0.7, 0.9, 0.6, 0.3, 0.05):
         value, problem = call(best_scale, lam)
         if problem is None:
@@ -115,25 +139,35 @@ def check_best_scale(best_scale: Callable, strict: bool = False) -> Feedback:
             wrong = {
                 "you returned the best MARGIN m* = log(lam / (1 - lam)); the scale is the margin "
                 "divided by (2 lam - 1).": logit,
-                "sign error: the margin is (2 lam - 1) s, so divide by (2 lam - 1), not by "
+                "sign error: your scale has the wrong sign. The best margin is log(lam / (1 - lam)) (not "
+                "log((1 - lam) / lam)), and the margin is (2 lam - 1) s, so divide by (2 lam - 1), not by "
                 "(1 - 2 lam).": -right,
                 "the log is missing: sigmoid(m) = lam gives m = log(lam / (1 - lam)).":
                     (lam / (1 - lam)) / (2 * lam - 1),
                 "the denominator is (2 lam - 1), the coefficient of s in the margin, not lam.": logit / lam,
+                "use the natural logarithm (math.log or torch.log), not log10: sigmoid is built on e.":
+                    math.log10(lam / (1 - lam)) / (2 * lam - 1),
+                "you returned the odds lam / (1 - lam); the best margin is their LOG, and the scale is that "
+                "margin divided by (2 lam - 1).": lam / (1 - lam),
+                "the log is of the odds lam / (1 - lam), not of lam alone.": math.log(lam) / (2 * lam - 1),
+                "the margin of the two logits s e_0 and s e_1 at the mixed point is (2 lam - 1) s, not "
+                "(1 - lam) s or lam s; divide the best margin by (2 lam - 1).": logit / (1 - lam),
             }
             if lam < 0.5:  # an absolute value on the denominator only shows for lam < 1/2
                 wrong = {"for lam < 1/2 both the best margin and (2 lam - 1) are negative, so s* is "
                          "still positive: do not take the absolute value of only one of them.":
                          logit / abs(2 * lam - 1), **wrong}
-            problem = diagnose(value, right, wrong, rtol=1e-3)
+            problem = diagnose(value, right, wrong, rtol=1e-3, fallback=(
+                "it matches none of the usual mistakes. For two classes the loss depends on s through the "
+                "margin m = (2 lam - 1) s; find the m where sigmoid(m) = lam, then divide by (2 lam - 1)."))
             if problem is None and value <= 0:
                 problem = hint("a scale must be positive.")
             if problem is not None:
                 problem = hint(f"for lam = {lam}: {problem.message}")
         if problem is not None:
-            return finish(problem, strict)
-    return finish(passed("s*(lam) = log(lam / (1 - lam)) / (2 lam - 1): sigmoid of the best margin "
-                         "equals lam."), strict)
+            return problem
+    return passed("s*(lam) = log(lam / (1 - lam)) / (2 lam - 1): sigmoid of the best margin "
+                         "equals lam.")
 
 
 # --- exercise 3: input vs manifold mixup losses --------------------------------------------------------
@@ -182,22 +216,33 @@ def _two_loss_cases(features, head, x, y, lam, perm) -> dict[str, float]:
         "mm_broadcast": half_mse(target, pred_mm[:, None]),
         "in_flipped": half_mse(target, head(features((1 - lam) * x + lam * x[perm]))[:, 0]),
         "mm_flipped": half_mse(target, head((1 - lam) * z + lam * z[perm])[:, 0]),
+        "in_abs": float(0.5 * (target - pred_in).abs().mean()),
+        "mm_abs": float(0.5 * (target - pred_mm).abs().mean()),
+        "in_abs_no_half": float((target - pred_in).abs().mean()),
+        "mm_abs_no_half": float((target - pred_mm).abs().mean()),
+        "in_no_perm": half_mse(target, out),
+        "mm_no_perm": half_mse(target, out),
+        "in_unmixed_both": half_mse(y, out),
+        "mm_unmixed_both": half_mse(y, out),
     }
 
 
-def check_mixup_losses(mixup_losses: Callable, strict: bool = False) -> Feedback:
+@checker("mixup_losses(features, head, x, y, lam, perm)")
+def check_mixup_losses(mixup_losses: Callable) -> Feedback:
     """Check ``mixup_losses(features, head, x, y, lam, perm) -> (input_loss, manifold_loss)``.
 
     Both are ``mean_i 1/2 (lam y_i + (1-lam) y_perm[i] - prediction_i)^2``, with the prediction
     ``head(features(lam x + (1-lam) x[perm]))`` for input mixup and
     ``head(lam features(x) + (1-lam) features(x)[perm])`` for manifold mixup.
     """
-    problem = check_callable(mixup_losses, "mixup_losses")
-    if problem is not None:
-        return finish(problem, strict)
-    for nonlinear, lam, seed in [(True, 0.3, 0), (False, 0.8, 1), (True, 0.65, 2)]:
+    cases = []
+    for nonlinear, lam, seed in [(True, 0.3, 0), (False, 0.8, 1), (True, 0.65, 2)]:  # references first
         features, head, x, y, perm = _setup(nonlinear, seed)
-        result, problem = call(mixup_losses, features, head, x.clone(), y.clone(), lam, perm.clone())
+        cases.append((nonlinear, lam, features, head, x, y, perm, _two_loss_cases(features, head, x, y, lam, perm)))
+    for nonlinear, lam, features, head, x, y, perm, ref in cases:
+        result, problem = call(mixup_losses, features, head, x, y, lam, perm)
+        if problem is None and isinstance(result, (torch.Tensor, np.ndarray)) and tuple(result.shape) == (2,):
+            result = list(result)
         if problem is None and (not isinstance(result, (tuple, list)) or len(result) != 2):
             problem = hint("return a pair (input_loss, manifold_loss), e.g. `return loss_in, loss_mm`.")
         if problem is None:
@@ -205,12 +250,10 @@ def check_mixup_losses(mixup_losses: Callable, strict: bool = False) -> Feedback
         if problem is None:
             loss_mm, problem = as_float(result[1], "the manifold-mixup loss")
         if problem is not None:
-            return finish(problem, strict)
-        ref = _two_loss_cases(features, head, x, y, lam, perm)
+            return problem
         where = f"(head {'nonlinear' if nonlinear else 'affine'}, lam = {lam}) "
         if math.isclose(loss_in, ref["mm"], rel_tol=1e-4) and math.isclose(loss_mm, ref["in"], rel_tol=1e-4):
-            return finish(hint(where + "the two losses are swapped: return (input_loss, manifold_loss)."),
-                          strict)
+            return hint(where + "the two losses are swapped: return (input_loss, manifold_loss).")
         common = {
             "you compared the prediction with the unmixed target y; the target is "
             "lam * y + (1 - lam) * y[perm].": "unmixed_target",
@@ -218,12 +261,21 @@ def check_mixup_losses(mixup_losses: Callable, strict: bool = False) -> Feedback
             "the loss is 1/2 (target - prediction)^2: the factor 1/2 is missing.": "no_half",
             "shapes: head returns (B, 1) and y has (B,), so their difference broadcasts to (B, B). "
             "Take head(...)[:, 0] first.": "broadcast",
+            "you used the absolute error; the loss is 1/2 (target - prediction)^2, a square.": "abs",
+            "you used the absolute error without the 1/2; the loss is 1/2 (target - prediction)^2, a square.":
+                "abs_no_half",
+            "your prediction is the plain, unmixed head(features(x)): mixing x with x[perm] (or z with "
+            "z[perm]) is missing, so lam * x + (1 - lam) * x collapsed to x.": "no_perm",
+            "you scored the plain prediction head(features(x)) against the plain y: nothing was mixed.":
+                "unmixed_both",
             "the weights are flipped: example i gets weight lam and its partner perm[i] weight "
             "1 - lam, for the inputs (or features) and the targets alike.": "flipped",
         }
-        problem = diagnose(loss_in, ref["in"], {m: ref["in_" + k] for m, k in common.items()})
+        problem = diagnose(loss_in, ref["in"], {m: ref["in_" + k] for m, k in common.items()}, fallback=(
+            "it matches none of the usual mistakes. Mix the inputs, x_mix = lam * x + (1 - lam) * x[perm], predict "
+            "head(features(x_mix))[:, 0], and take the mean of 1/2 (lam * y + (1 - lam) * y[perm] - prediction)^2."))
         if problem is not None:
-            return finish(hint(where + "input-mixup loss: " + problem.message), strict)
+            return hint(where + "input-mixup loss: " + problem.message)
         wrong_mm = {
             "you mixed the OUTPUTS of the head, lam * head(z) + (1 - lam) * head(z[perm]); manifold "
             "mixup mixes the features z = features(x) and applies the head to the mix. (With an affine "
@@ -233,7 +285,10 @@ def check_mixup_losses(mixup_losses: Callable, strict: bool = False) -> Feedback
         }
         if not nonlinear:
             wrong_mm.pop(next(iter(wrong_mm)))  # outputs and features mix alike under an affine head
-        problem = diagnose(loss_mm, ref["mm"], wrong_mm)
+        problem = diagnose(loss_mm, ref["mm"], wrong_mm, fallback=(
+            "it matches none of the usual mistakes. Mix the features, z = features(x), "
+            "z_mix = lam * z + (1 - lam) * z[perm], predict head(z_mix)[:, 0], and take the mean of "
+            "1/2 (lam * y + (1 - lam) * y[perm] - prediction)^2."))
         if problem is not None:
-            return finish(hint(where + "manifold-mixup loss: " + problem.message), strict)
-    return finish(passed("both losses are right, with an affine and with a nonlinear head."), strict)
+            return hint(where + "manifold-mixup loss: " + problem.message)
+    return passed("both losses are right, with an affine and with a nonlinear head.")
