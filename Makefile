@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.test-installed
 # Progress bars are for people at a notebook, not for logs.
 QUIET  := MIXLIB_PROGRESS=0 PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: setup book test lint lab serve screenshots bench clean browser student reset compare
+.PHONY: setup book test lint lab serve screenshots bench clean browser student reset compare gpu-check
 
 setup: $(BOOK_STAMP)
 
@@ -86,6 +86,10 @@ serve:
 ## A PNG of every page (light and dark) in screenshots/, for a person to look at.
 screenshots: $(TEST_STAMP) browser
 	$(BIN)/python scripts/screenshots.py
+
+## mixlib on a GPU: every public path with CUDA tensors (the tests skip where there is no GPU).
+gpu-check:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m pytest -o addopts="" -p no:cacheprovider -v tests/test_devices.py
 
 bench: $(BOOK_STAMP)
 	$(BIN)/python bench/bench.py
