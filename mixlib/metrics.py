@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -178,3 +179,40 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10) -> 
         count=count,
         ece=float(gap),
     )
+
+
+def mean_confidence(logits: torch.Tensor, temperature: float = 1.0) -> float:
+    """Mean top-class probability of ``softmax(logits / temperature)``."""
+    logits = check_tensor("logits", logits, min_dim=2)
+    temperature = check_positive("temperature", temperature)
+    return float(torch.softmax(logits.double() / temperature, dim=1).max(dim=1).values.mean())
+
+
+def temperature_for_confidence(logits: torch.Tensor, confidence: float, tol: float = 1e-6) -> float:
+    """The temperature ``T`` at which ``softmax(logits / T)`` has mean top probability ``confidence``.
+
+    Dividing logits by ``T`` changes no prediction, only how sure they are: it is the control
+    for "method A beats method B because A is less confident". The mean top probability falls
+    monotonically from its ``T -> 0`` limit (1) towards ``1/C`` as ``T`` grows, so bisection on
+    ``log T`` finds ``T``.
+
+    Args:
+        logits: ``(n, C)`` outputs of a model.
+        confidence: the target mean top probability, strictly between ``1/C`` and 1.
+        tol: the bisection stops when the bracket on ``log T`` is narrower than this.
+    """
+    logits = check_tensor("logits", logits, min_dim=2)
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"logits must have shape (n, classes) with at least 2 classes, got {tuple(logits.shape)}")
+    low_conf = 1.0 / logits.shape[1]
+    confidence = check_fraction("confidence", confidence, low=low_conf, high=1.0)
+    lo, hi = -12.0, 12.0  # log T
+    if mean_confidence(logits, math.exp(lo)) < confidence or mean_confidence(logits, math.exp(hi)) > confidence:
+        raise ValueError(f"no temperature in [e^-12, e^12] gives mean confidence {confidence}")
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        if mean_confidence(logits, math.exp(mid)) > confidence:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)

@@ -291,3 +291,37 @@ def singular_value_spectra(
     ax.legend()
     if title:
         ax.set_title(title)
+
+
+def forest(
+    ax: Axes, effects: Mapping[str, object], *, xlabel: str = "difference", title: str | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> None:
+    """A forest plot: one row per entry, its mean as a dot and its 95 % interval as a bar.
+
+    Args:
+        ax: The axes to draw on.
+        effects: ``{label: stat}`` with ``stat.mean`` and ``stat.ci95`` (a
+            :class:`mixlib.experiments.Stat`, for example from ``Comparison.paired``), drawn top
+            to bottom in order.
+        xlabel: The horizontal axis label (say what is subtracted from what).
+        title: Optional panel title.
+        colors: Optional ``{label: colour}``; default black.
+    """
+    labels = list(effects)
+    if not labels:
+        raise ValueError("effects must hold at least one entry")
+    colors = dict(colors or {})
+    for row, label in enumerate(labels):
+        stat = effects[label]
+        mean, half = float(stat.mean), float(stat.ci95)
+        y = len(labels) - 1 - row
+        color = colors.get(label, "#222222")
+        ax.errorbar([mean], [y], xerr=[[half], [half]], fmt="o", color=color, ecolor=color, capsize=3,
+                    markersize=4)
+    ax.axvline(0.0, color="#666666", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(labels)), list(reversed(labels)))
+    ax.set_xlabel(xlabel)
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    if title:
+        ax.set_title(title)

@@ -224,3 +224,16 @@ def test_ensemble_and_sequential_compare_methods_agree():
         assert r1["method"] == r2["method"] and r1["seed"] == r2["seed"]
         assert r1["test_accuracy"] == pytest.approx(r2["test_accuracy"], abs=1 / len(data.y_test) + 1e-9)
         assert r1["test_nll"] == pytest.approx(r2["test_nll"], rel=1e-4)
+
+
+def test_temperature_for_confidence_matches_the_target_and_keeps_predictions():
+    torch.manual_seed(0)
+    logits = 3 * torch.randn(200, 5)
+    for target in (0.3, 0.6, 0.95):
+        t = metrics.temperature_for_confidence(logits, target)
+        assert metrics.mean_confidence(logits, t) == pytest.approx(target, abs=1e-5)
+        assert torch.equal((logits / t).argmax(1), logits.argmax(1))
+    with pytest.raises(ValueError, match="confidence"):
+        metrics.temperature_for_confidence(logits, 0.1)  # below 1/C
+    with pytest.raises(ValueError, match="logits"):
+        metrics.temperature_for_confidence(logits[:, :1], 0.5)
