@@ -82,8 +82,8 @@ def runtime_sentence(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     cores = os.cpu_count() or 1
-    return (f"Run time: {format_runtime(seconds)} from a fresh kernel, measured when this site was built "
-            f"(on {cores} CPU core{'s' if cores != 1 else ''}, no GPU).")
+    return (f"Run time: {format_runtime(seconds)} from a fresh kernel on {cores} CPU core{'s' if cores != 1 else ''}, "
+            "measured when this site was built.")
 
 
 def _is_runtime_paragraph(node: nodes.Node) -> bool:
@@ -103,9 +103,9 @@ def _add_page_note(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     if runtime:
         parts.append(html.escape(runtime))
     parts.append(
-        f'Download: <a class="reference download-full" href="{full}" download>the full notebook</a> · '
-        f'<a class="reference download-student" href="{student}" download>the student edition</a> '
-        "(exercises with stubs to fill in, no solutions; see “Learners” in the README).")
+        f'Download the notebook: <a class="reference download-full" href="{full}" download>full</a> · '
+        f'<a class="reference download-student" href="{student}" download>student edition</a> '
+        "(a stub to fill in after each exercise, no solutions).")
     note = nodes.raw("", f'<p class="chapter-meta">{" ".join(parts)}</p>\n', format="html")
 
     section = doctree.next_node(nodes.section)
