@@ -23,11 +23,14 @@ from torch import nn
 
 from .data import Split
 from .ensemble import fit_ensemble, stackable
-from .metrics import classification_report
+from .metrics import classification_report, logits, mean_confidence, nll, reliability, temperature_for_confidence
 from .seeding import seed_everything
 from .train import METHODS, History, evaluate, fit
 
-__all__ = ["PAPER_METHODS", "Stat", "Comparison", "compare_methods", "summarize", "paired_difference"]
+__all__ = [
+    "PAPER_METHODS", "Stat", "Comparison", "compare_methods", "summarize", "paired_difference",
+    "add_temperature_control",
+]
 
 #: The three methods of the manifold-mixup paper, with its mixing parameters.
 PAPER_METHODS: dict[str, dict[str, Any]] = {
@@ -383,3 +386,51 @@ def _measure_row(name: str, seed: int, model: nn.Module, data: Split, measure: M
                 value = value.detach()
             row[key] = float(value)  # numbers, one-element tensors, numpy scalars
     return row
+
+
+def add_temperature_control(
+    comparison: Comparison, data: Split, method: str, match: str, name: str | None = None
+) -> Comparison:
+    """Add ``method``'s models, temperature-scaled to ``match``'s mean test confidence, as a new method.
+
+    For each seed, the logits of ``method``'s model are divided by the temperature at which their
+    mean top probability on the test set equals that of ``match``'s model of the same seed
+    (:func:`mixlib.metrics.temperature_for_confidence`). Accuracy cannot change (no prediction
+    does); NLL and ECE can. If ``match`` beats ``method`` only on NLL or ECE, and the scaled
+    models close the gap, the gain was confidence, not a better model.
+
+    Args:
+        comparison: A :class:`Comparison` with kept models for ``method`` and ``match``.
+        data: The split it was trained on.
+        method: The method whose models are rescaled (for example ``"ERM"``).
+        match: The method whose confidence they are matched to.
+        name: The new method's name; default ``"<method> at <match>'s confidence"``.
+
+    Returns:
+        ``comparison``, with one new row per seed (and no models for the new method).
+    """
+    if not isinstance(comparison, Comparison):
+        raise TypeError(f"comparison must be a Comparison, got {type(comparison).__name__}")
+    if not isinstance(data, Split) or data.num_classes is None:
+        raise TypeError("data must be the classification Split the comparison was trained on")
+    name = name or f"{method} at {match}'s confidence"
+    if name in comparison.methods:
+        raise ValueError(f"comparison already has a method named {name!r}")
+    seeds = comparison.seeds(method)
+    if sorted(seeds) != sorted(comparison.seeds(match)):
+        raise ValueError(f"{method!r} and {match!r} were run on different seeds")
+    for seed in seeds:
+        for m in (method, match):
+            if (m, seed) not in comparison.models:
+                raise ValueError(f"no model kept for ({m!r}, seed {seed}); run compare_methods with keep_models=True")
+        scores = logits(comparison.models[(method, seed)], data.x_test).double()
+        target = mean_confidence(logits(comparison.models[(match, seed)], data.x_test))
+        scaled = scores / temperature_for_confidence(scores, target)
+        y = data.y_test.to(scaled.device)
+        comparison.rows.append({
+            "method": name, "seed": seed,
+            "test_accuracy": float((scaled.argmax(1) == y).double().mean()),
+            "test_nll": nll(scaled, y),
+            "test_ece": reliability(torch.softmax(scaled, 1), y, 15).ece,
+        })
+    return comparison
