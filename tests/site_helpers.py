@@ -47,6 +47,12 @@ def toc_pages() -> list[str]:
     return [entry + ".html" for entry in entries]
 
 
+def require_page(page_path: str) -> None:
+    """Skip a page that the site under test lacks (a partial copy named by BOOK_SITE); fail in CI."""
+    page = page_path.split("?", 1)[0]
+    require((SITE / page).exists(), f"{page} is not in the site under test ({SITE})")
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
@@ -78,9 +84,17 @@ class PageVisit:
     failed_requests: list[str] = field(default_factory=list)
 
 
-def visit(browser, url: str, *, settle_ms: int = 800, color_scheme: str = "light"):
-    """Open ``url`` in a fresh page, record errors and requests; returns ``(page, PageVisit)``."""
-    page = browser.new_page(color_scheme=color_scheme, viewport={"width": 1280, "height": 900})
+#: Viewport widths the site is checked at: a desktop screen and a phone.
+DESKTOP, PHONE = 1280, 390
+
+
+def visit(browser, url: str, *, settle_ms: int = 800, color_scheme: str = "light", width: int = DESKTOP):
+    """Open ``url`` in a fresh page, record errors and requests; returns ``(page, PageVisit)``.
+
+    The page is ``width`` CSS pixels wide. ``color_scheme`` is what the browser reports; the
+    theme follows it (its default mode is "auto") until the reader picks a mode.
+    """
+    page = browser.new_page(color_scheme=color_scheme, viewport={"width": width, "height": 900})
     record = PageVisit(url)
     host = urlparse(url).hostname
 
@@ -118,3 +132,34 @@ def browser():
         b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+#: axe-core rules left out of the accessibility test, each because the theme (not the book)
+#: produces what it flags and the book cannot change it. Keep this list short.
+AXE_EXCLUDED: dict[str, str] = {}
+
+#: The impact levels that fail the accessibility test.
+AXE_FAILING = ("serious", "critical")
+
+
+def axe_violations(page) -> list[dict]:
+    """Run axe-core (bundled with axe-playwright-python, so offline) on ``page``.
+
+    Returns the violations of every rule not in :data:`AXE_EXCLUDED`, each as a dict with the
+    rule ``id``, its ``impact``, ``help`` text and the CSS ``targets`` of the offending nodes.
+    """
+    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    options = {"resultTypes": ["violations"]}
+    if AXE_EXCLUDED:
+        options["rules"] = {rule: {"enabled": False} for rule in AXE_EXCLUDED}
+    response = axe_module.Axe().run(page, options=options).response
+    return [
+        {
+            "id": v["id"],
+            "impact": v.get("impact"),
+            "help": v.get("help", ""),
+            "targets": [" ".join(map(str, node.get("target", []))) for node in v.get("nodes", [])],
+            "summaries": [node.get("failureSummary", "") for node in v.get("nodes", [])],
+        }
+        for v in response.get("violations", [])
+    ]

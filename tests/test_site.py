@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import pytest
 from conftest import SITE
-from site_helpers import browser, site_url, toc_pages, visit  # noqa: F401 - fixtures
+from site_helpers import (  # noqa: F401 - fixtures
+    AXE_EXCLUDED,
+    AXE_FAILING,
+    DESKTOP,
+    PHONE,
+    axe_violations,
+    browser,
+    require_page,
+    site_url,
+    toc_pages,
+    visit,
+)
 
 PAGES = toc_pages()
 
 
 @pytest.mark.parametrize("page_path", PAGES)
 def test_page_loads_offline_with_a_clean_console(browser, site_url, page_path):  # noqa: F811
+    require_page(page_path)
     page, record = visit(browser, site_url + page_path)
     try:
         assert record.status == 200, f"{page_path}: HTTP {record.status}"
@@ -24,6 +36,7 @@ def test_page_loads_offline_with_a_clean_console(browser, site_url, page_path): 
 
 @pytest.mark.parametrize("page_path", PAGES)
 def test_maths_is_rendered_by_the_bundled_mathjax(browser, site_url, page_path):  # noqa: F811
+    require_page(page_path)
     html = (SITE / page_path).read_text()
     has_math = 'class="math' in html
     page, _ = visit(browser, site_url + page_path)
@@ -44,6 +57,7 @@ def _content_images(page):
 
 @pytest.mark.parametrize("page_path", PAGES)
 def test_every_image_loads_and_has_alt_text_saying_what_it_shows(browser, site_url, page_path):  # noqa: F811
+    require_page(page_path)
     page, _ = visit(browser, site_url + page_path)
     try:
         images = _content_images(page)
@@ -156,28 +170,131 @@ def test_figures_stay_readable_in_both_themes(browser, site_url, mode):  # noqa:
         page.close()
 
 
+# Measures every display formula, its equation number (Sphinx's span.eqno, or MathJax's own
+# tag) and every table against the text column. Returns a list of problems, one string each.
+_MEASURE_MATHS_AND_TABLES = """(phone) => {
+    const column = document.querySelector('article').getBoundingClientRect();
+    const out = [];
+    const text = (el) => el.textContent.replace(/\\s+/g, ' ').trim().slice(0, 60);
+    const overlap = (a, b) => a.width > 0 && b.width > 0 && a.left < b.right - 1 && b.left < a.right - 1
+                              && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    const scrolls = (el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+    for (const box of document.querySelectorAll('article div.math mjx-container')) {
+        const r = box.getBoundingClientRect();
+        const math = box.querySelector('mjx-math');
+        const inner = Math.max(box.scrollWidth, math ? math.getBoundingClientRect().width : 0);
+        if (r.left < column.left - 1 || r.right > column.right + 1) {
+            out.push(`formula box ${Math.round(r.width)}px sticks out of the column: ${text(box)}`);
+        }
+        if (inner > r.width + 1 && (!phone || !scrolls(box))) {
+            // on a desktop every formula fits its box; on a phone a long one may scroll inside it
+            out.push(`formula ${Math.round(inner)}px wider than its ${Math.round(r.width)}px box: ${text(box)}`);
+        }
+        const number = box.parentElement.querySelector(':scope > span.eqno');
+        if (number && overlap(number.getBoundingClientRect(), r)) {
+            out.push(`equation number ${text(number)} overlaps its formula: ${text(box)}`);
+        }
+        for (const tag of box.querySelectorAll('mjx-labels')) {
+            const table = tag.parentElement.querySelector('mjx-itable') || math;
+            if (table && overlap(tag.getBoundingClientRect(), table.getBoundingClientRect())) {
+                out.push(`equation tag ${text(tag)} overlaps its formula: ${text(box)}`);
+            }
+        }
+    }
+    for (const table of document.querySelectorAll('article table')) {
+        // a wide table may scroll inside a container of the column's width, never widen the page
+        let frame = table;
+        while (frame !== document.body && !scrolls(frame)) frame = frame.parentElement;
+        const r = (frame === document.body ? table : frame).getBoundingClientRect();
+        if (r.right > column.right + 1 || r.left < column.left - 1) {
+            out.push(`table ${Math.round(table.getBoundingClientRect().width)}px: ${text(table)}`);
+        }
+    }
+    if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+        out.push(`the page is ${document.documentElement.scrollWidth}px wide on a ${window.innerWidth}px screen`);
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE], ids=["desktop", "phone"])
 @pytest.mark.parametrize("page_path", PAGES)
-def test_display_maths_and_tables_fit_the_text_column(browser, site_url, page_path):  # noqa: F811
-    page, _ = visit(browser, site_url + page_path)
+def test_display_maths_and_tables_fit_the_text_column(browser, site_url, page_path, width):  # noqa: F811
+    """Every formula fits the column (on a phone, a long one scrolls in its own box) and no
+    equation number covers any part of its formula."""
+    require_page(page_path)
+    page, _ = visit(browser, site_url + page_path, width=width)
     try:
         page.wait_for_function("() => !document.querySelector('div.math:not(:has(mjx-container))')",
                                timeout=10_000)
-        too_wide = page.evaluate("""() => {
-            const column = document.querySelector('article').clientWidth;
-            const out = [];
-            for (const el of document.querySelectorAll('article div.math mjx-container, article table')) {
-                const width = el.getBoundingClientRect().width;
-                const math = el.querySelector('mjx-math');
-                const inner = Math.max(el.scrollWidth, math ? math.getBoundingClientRect().width : 0);
-                // the maths must fit its own box (which leaves room for the equation number),
-                // and every box must fit the column
-                if (inner > width + 1 || width > column + 1) {
-                    out.push(`${el.tagName.toLowerCase()} ${Math.round(Math.max(width, inner))}px: `
-                             + el.textContent.slice(0, 60));
-                }
-            }
-            return out;
-        }""")
-        assert not too_wide, f"{page_path}: wider than the text column: {too_wide}"
+        problems = page.evaluate(_MEASURE_MATHS_AND_TABLES, width == PHONE)
+        assert not problems, f"{page_path} at {width}px: {problems}"
+    finally:
+        page.close()
+
+
+_SEARCH_CONTROLS = "button.search-button__button, input[type='search'], form[role='search'] input"
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("page_path", PAGES + ["search.html"])
+def test_one_search_box_per_page(browser, site_url, page_path, width):  # noqa: F811
+    require_page(page_path)
+    page, _ = visit(browser, site_url + page_path, width=width)
+    try:
+        controls = page.locator(_SEARCH_CONTROLS)
+        visible = [controls.nth(i).evaluate("el => el.outerHTML.slice(0, 80)")
+                   for i in range(controls.count()) if controls.nth(i).is_visible()]
+        assert len(visible) == 1, f"{page_path} at {width}px shows {len(visible)} search boxes: {visible}"
+    finally:
+        page.close()
+
+
+# Desktop in both colour modes, and the phone layout (its header and menus differ) in light mode.
+_AXE_VIEWS = [("light", DESKTOP), ("dark", DESKTOP), ("light", PHONE)]
+
+
+@pytest.mark.parametrize(("mode", "width"), _AXE_VIEWS, ids=[f"{m}-{w}" for m, w in _AXE_VIEWS])
+@pytest.mark.parametrize("page_path", PAGES + ["search.html?q=manifold"])
+def test_no_serious_accessibility_violations(browser, site_url, page_path, mode, width):  # noqa: F811
+    """axe-core finds no serious or critical violation (colour contrast, ARIA, names, ...)."""
+    require_page(page_path)
+    page, _ = visit(browser, site_url + page_path, color_scheme=mode, width=width)
+    try:
+        assert page.evaluate("document.documentElement.dataset.theme") == mode
+        violations = [v for v in axe_violations(page) if v["impact"] in AXE_FAILING]
+        report = [f"{v['impact']} {v['id']} ({v['help']}) at {v['targets'][:5]}: {v['summaries'][:1]}"
+                  for v in violations]
+        assert not violations, f"{page_path} ({mode}, {width}px): {report}"
+    finally:
+        page.close()
+
+
+def test_axe_exclusions_are_explained():
+    for rule, reason in AXE_EXCLUDED.items():
+        assert len(reason.split()) >= 8, f"axe rule {rule} is left out without a reason"
+
+
+@pytest.mark.parametrize("page_path", CHAPTERS)
+def test_figures_are_sharp_and_shown_at_full_size(browser, site_url, page_path):  # noqa: F811
+    """Every figure has at least 1.5 image pixels per screen pixel (150 dpi at the book's 100 px
+    per inch) or is an SVG, and on a desktop the page does not shrink it, so the text in it keeps
+    the size it was drawn at (at least 9 pt)."""
+    page, _ = visit(browser, site_url + page_path, width=DESKTOP)
+    try:
+        images = page.locator("article div.cell_output img")
+        problems = []
+        for i in range(images.count()):
+            img = images.nth(i)
+            img.scroll_into_view_if_needed()
+            src, natural, shown, wanted = img.evaluate("""el => [el.getAttribute('src'), el.naturalWidth,
+                el.getBoundingClientRect().width, parseFloat(el.style.width) || el.naturalWidth]""")
+            if src.lower().endswith(".svg"):
+                continue
+            if natural < 1.5 * shown - 1:
+                problems.append(f"{src}: {natural} image pixels shown over {shown:.0f} screen pixels")
+            if shown < 0.97 * wanted:
+                problems.append(f"{src}: drawn {wanted:.0f}px wide but shrunk to {shown:.0f}px")
+        assert not problems, f"{page_path}: {problems}"
     finally:
         page.close()
