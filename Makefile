@@ -57,8 +57,8 @@ EXECUTED := $(patsubst %,_build/jupyter_execute/%,$(sort $(wildcard chapters/[0-
 compare: $(TEST_STAMP)
 	@for nb in $(EXECUTED); do test -f "$$nb" || { echo "$$nb is missing: run make book first"; exit 1; }; done
 	$(QUIET) $(BIN)/python -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
-	  $(EXECUTED) || { echo "A chapter printed something else than in the build's run (above). If the"\
-	  "build took it from an old cache, rm -rf _build/.jupyter_cache and rebuild."; exit 1; }
+	  $(EXECUTED) || { echo "A chapter printed something else than in the build's run (above). If that"\
+	  "run predates your last change to mixlib, rebuild from scratch: rm -rf _build && make book."; exit 1; }
 
 # Learners work in lab/ (ignored by git): the student edition of each chapter, with a stub
 # cell after each exercise and no solutions, written once so that a rebuild keeps your work.

@@ -48,6 +48,7 @@ SOLUTION_START = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution-start\}[ \t]+(?P
                             + _FENCE_OPTIONS + r"(?P=fence)[ \t]*$", re.MULTILINE)
 SOLUTION_END = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution-end\}[^\n]*\n" + _FENCE_OPTIONS
                           + r"(?P=fence)[ \t]*$", re.MULTILINE)
+RUN_TIME_LINE = re.compile(r"^[*_]*Run time\b[^\n]*\n?", re.MULTILINE | re.IGNORECASE)
 EXERCISE_OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{exercise\}[ \t]*(?P<title>[^\n]*)$", re.MULTILINE)
 
 
@@ -336,6 +337,11 @@ def student_notebook(source: Path | str, runtime_note: str | None = None) -> nbf
     head = [nbformat.v4.new_markdown_cell(INSTALL_LINE)]
     head[0].id = "install-mixlib"
     if runtime_note:
+        # the measured run time replaces one the chapter may state in its opening
+        for cell in out:
+            if cell.cell_type == "markdown" and RUN_TIME_LINE.search(cell.source):
+                cell.source = re.sub(r"\n{3,}", "\n\n", RUN_TIME_LINE.sub("", cell.source)).strip("\n")
+                break
         note = nbformat.v4.new_markdown_cell(runtime_note)
         note.id = "run-time"
         head.append(note)
