@@ -359,6 +359,8 @@ def chapter_paths(selection: list[str] | None = None, chapters: Path = CHAPTERS)
     chosen = []
     for item in selection:
         stem = Path(item).stem
+        if stem.isdigit():
+            stem = f"{int(stem):02d}"  # CH=2 means chapter 02
         matches = [p for p in paths if p.stem == stem or p.stem.startswith(stem + "_") or p.stem.startswith(stem)]
         if not matches:
             raise SystemExit(f"no chapter matches {item!r}; chapters: {', '.join(p.stem for p in paths)}")
