@@ -14,7 +14,7 @@ import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-from ._checks import check_fraction, check_positive, check_positive_int
+from ._checks import check_fraction, check_positive, check_positive_int, check_seed
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,14 @@ class Split:
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    return seed
+    # scikit-learn's random_state takes seeds below 2**32.
+    return check_seed("seed", seed, high=2**32)
+
+
+def _check_noise(noise: object) -> float:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    return float(noise)
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_size: float, seed: int, classification: bool) -> Split:
@@ -83,8 +86,7 @@ def two_moons(n: int = 400, noise: float = 0.15, test_size: float = 0.5, seed: i
     n = check_positive_int("n", n)
     if n < 8:
         raise ValueError(f"n must be >= 8 so both classes reach both splits, got {n}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    noise = _check_noise(noise)
     test_size = check_fraction("test_size", test_size)
     seed = _check_seed(seed)
     x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
@@ -116,8 +118,7 @@ def spirals(
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if n < 4 * num_classes:
         raise ValueError(f"n must be >= 4 * num_classes = {4 * num_classes}, got {n}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    noise = _check_noise(noise)
     test_size = check_fraction("test_size", test_size)
     seed = _check_seed(seed)
     rng = np.random.default_rng(seed)
@@ -148,8 +149,7 @@ def regression_1d(
     n = check_positive_int("n", n)
     if n < 4:
         raise ValueError(f"n must be >= 4, got {n}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    noise = _check_noise(noise)
     test_size = check_fraction("test_size", test_size)
     seed = _check_seed(seed)
     rng = np.random.default_rng(seed)
@@ -233,6 +233,13 @@ def batches(
         generator: controls the shuffle; ``None`` uses torch's global generator.
     """
     batch_size = check_positive_int("batch_size", batch_size)
+    for name, t in (("x", x), ("y", y)):  # type and shape only: this runs once per epoch of training
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() == 0:
+            raise ValueError(f"{name} must have a first dimension indexing the examples, got a 0-d tensor")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
     order = torch.randperm(x.shape[0], generator=generator)

@@ -20,7 +20,7 @@ and a ``Linear`` head) are stacked; :func:`stackable` says whether a model quali
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -183,7 +183,9 @@ def fit_ensemble(
             raise ValueError(f"models[{k}] has a different architecture from models[0]; all K must match")
     if len({id(m) for m in models}) != len(models):
         raise ValueError("models must be K distinct models (the same model appears twice)")
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) != len(models):
+    if not isinstance(seeds, (str, bytes)) and isinstance(seeds, Iterable):
+        seeds = list(seeds)  # a list, a range or a NumPy array
+    if not isinstance(seeds, list) or len(seeds) != len(models):
         raise ValueError(f"seeds must be a sequence with one seed per model ({len(models)}), got {seeds!r}")
     seeds = [check_seed(s, "seeds[i]") for s in seeds]
     if "loss_fn" in fit_kwargs or "seed" in fit_kwargs:

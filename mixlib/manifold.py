@@ -31,7 +31,7 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from mixlib._checks import check_lam, check_positive_int
+from mixlib._checks import check_lam, check_model_input, check_not_meta, check_positive_int, model_error
 from mixlib.mixing import Lam, _check_float_batch, _check_no_nan_cheaply, _checked_mix
 
 __all__ = ["StagedNet", "mlp", "mix_at"]
@@ -58,12 +58,30 @@ class StagedNet(nn.Module):
         self, blocks: Sequence[nn.Module], head: nn.Module, eligible_layers: Iterable[int] | None = None
     ) -> None:
         super().__init__()
+        if isinstance(blocks, nn.Module) and not isinstance(blocks, (nn.Sequential, nn.ModuleList)):
+            raise TypeError(f"blocks must be a list of nn.Module stages, got a single {type(blocks).__name__}")
+        try:
+            blocks = list(blocks)
+        except TypeError:
+            raise TypeError(f"blocks must be a list of nn.Module stages, got {type(blocks).__name__}") from None
+        for i, block in enumerate(blocks):
+            if not isinstance(block, nn.Module):
+                raise TypeError(f"blocks[{i}] must be an nn.Module, got {type(block).__name__}")
+        if not isinstance(head, nn.Module):
+            raise TypeError(f"head must be an nn.Module (for example nn.Linear), got {type(head).__name__}")
         self.blocks = nn.ModuleList(blocks)
         self.head = head
         n_layers = len(self.blocks) + 1
         if eligible_layers is None:
             eligible_layers = range(n_layers)
-        eligible = tuple(sorted(set(eligible_layers)))
+        if isinstance(eligible_layers, (str, bytes, Integral)):
+            raise TypeError(f"eligible_layers must be a collection of ints such as [0, 1], got {eligible_layers!r}")
+        try:
+            eligible = tuple(sorted(set(eligible_layers)))
+        except TypeError:
+            raise TypeError(
+                f"eligible_layers must be a collection of ints such as [0, 1], got {eligible_layers!r}"
+            ) from None
         if not eligible:
             raise ValueError("eligible_layers must contain at least one layer")
         for k in eligible:
@@ -83,7 +101,7 @@ class StagedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The ordinary forward pass, ``head(block[L-1](... block[0](x)))``."""
-        return self.forward_from(x, 0)
+        return self._forward_from("x", x, 0)
 
     def features(self, x: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """The hidden state at ``layer``: the input to block ``layer``.
@@ -97,9 +115,16 @@ class StagedNet(nn.Module):
             The hidden state ``block[layer-1](... block[0](x))``; ``x`` itself for ``layer=0``.
         """
         layer = len(self.blocks) if layer is None else self._check_layer(layer, eligible_only=False)
+        _check_input("x", x)
         h = x
-        for block in self.blocks[:layer]:
-            h = block(h)
+        try:
+            for block in self.blocks[:layer]:
+                h = block(h)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as problem:
+            check_model_input("x", x, self)
+            raise model_error("x", x, problem) from None
         return h
 
     def forward_from(self, h: torch.Tensor, layer: int) -> torch.Tensor:
@@ -112,10 +137,20 @@ class StagedNet(nn.Module):
         Returns:
             ``head(block[L-1](... block[layer](h)))``.
         """
-        layer = self._check_layer(layer, eligible_only=False)
-        for block in self.blocks[layer:]:
-            h = block(h)
-        return self.head(h)
+        return self._forward_from("h", h, self._check_layer(layer, eligible_only=False))
+
+    def _forward_from(self, name: str, x: torch.Tensor, layer: int) -> torch.Tensor:
+        _check_input(name, x)
+        h = x
+        try:
+            for block in self.blocks[layer:]:
+                h = block(h)
+            return self.head(h)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as problem:
+            check_model_input(name, x, self)
+            raise model_error(name, x, problem) from None
 
     def forward_mixed(self, x: torch.Tensor, layer: int, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
         """The output when the hidden states at ``layer`` are mixed with their partners.
@@ -149,6 +184,15 @@ class StagedNet(nn.Module):
         return self.eligible_layers[i]
 
 
+def _check_input(name: str, x: object) -> None:
+    # Constant-time checks only: this runs in every training step.
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_not_meta(name, x)
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
+
+
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -175,17 +219,19 @@ def mlp(
     Returns:
         The network, with PyTorch's default initialisation (seed torch first for repeatability).
     """
-    if activation not in _ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-    widths = [hidden] if isinstance(hidden, int) else list(hidden)
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (Integral, Iterable)):
+        raise TypeError(f"hidden must be an int or a list of ints (the hidden widths), got {hidden!r}")
+    widths = [hidden] if isinstance(hidden, Integral) else list(hidden)
     for name, w in [("in_dim", in_dim), ("out_dim", out_dim)] + [("hidden", w) for w in widths]:
         check_positive_int(name, w)
     blocks = []
     previous = in_dim
     for width in widths:
-        blocks.append(nn.Sequential(nn.Linear(previous, width), _ACTIVATIONS[activation]()))
+        blocks.append(nn.Sequential(nn.Linear(int(previous), int(width)), _ACTIVATIONS[activation]()))
         previous = width
-    return StagedNet(blocks, nn.Linear(previous, out_dim), eligible_layers)
+    return StagedNet(blocks, nn.Linear(int(previous), int(out_dim)), eligible_layers)
 
 
 @contextmanager

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 from torch import nn
 
-from ._checks import check_fraction, check_positive, check_positive_int, check_same_batch, check_tensor
+from ._checks import (
+    check_fraction,
+    check_model_input,
+    check_positive,
+    check_positive_int,
+    check_same_batch,
+    check_tensor,
+    model_error,
+)
 from .mixing import _check_labels
 
 
@@ -21,15 +30,23 @@ def _model_device(model: nn.Module) -> torch.device:
 @torch.no_grad()
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The outputs of ``model`` on ``x`` (moved to the model's device), computed in eval mode."""
-    check_tensor("x", x, min_dim=1)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_tensor("x", x, min_dim=1)
+    check_model_input("x", x, model)
     was_training = model.training
     model.eval()
-    out = model(x.to(_model_device(model)))
-    model.train(was_training)
-    if out.dim() != 2:
-        raise ValueError(f"the model must return logits of shape (n, classes), got {tuple(out.shape)}")
+    try:
+        out = model(x.to(_model_device(model)))
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as problem:
+        raise model_error("x", x, problem) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model must return logits of shape (n, classes) for x, got {shape}")
     return out
 
 
@@ -94,9 +111,11 @@ def grid(x: torch.Tensor, resolution: int = 100, margin: float = 0.5) -> tuple[t
         ``(resolution**2, 2)`` rows (for the model).
     """
     check_tensor("x", x, min_dim=2)
-    if x.shape[1] != 2:
-        raise ValueError(f"x must have 2 columns, got shape {tuple(x.shape)}")
+    if x.dim() != 2 or x.shape[1] != 2 or x.shape[0] == 0:
+        raise ValueError(f"x must have 2 columns and at least one row, shape (n, 2), got {tuple(x.shape)}")
     resolution = check_positive_int("resolution", resolution)
+    if isinstance(margin, bool) or not isinstance(margin, Real) or not 0 <= margin < math.inf:
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
     x = x.detach().cpu()  # a grid for plotting lives on the CPU
     lo, hi = (x.min(0).values - margin).tolist(), (x.max(0).values + margin).tolist()
     g0, g1 = torch.meshgrid(torch.linspace(lo[0], hi[0], resolution),
@@ -115,6 +134,15 @@ def confidence_away_from_data(
     """
     check_tensor("x_train", x_train, min_dim=2)
     check_tensor("points", points, min_dim=2)
+    for name, t in (("x_train", x_train), ("points", points)):
+        if t.dim() != 2 or t.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one point, shape (n, features), got {tuple(t.shape)}")
+    if points.shape[1] != x_train.shape[1] or points.dtype != x_train.dtype:
+        raise ValueError(
+            f"points must have x_train's columns and dtype ({x_train.shape[1]}, {x_train.dtype}), "
+            f"got ({points.shape[1]}, {points.dtype})"
+        )
+    check_model_input("points", points, model) if isinstance(model, nn.Module) else None
     check_positive("min_distance", min_distance)
     check_fraction("threshold", threshold)
     far = torch.cdist(points, x_train.to(points.device)).min(dim=1).values > min_distance

@@ -26,13 +26,21 @@ also accepts one value per example.
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mixlib._checks import check_lam, check_positive, check_positive_int, check_same_batch, check_tensor
+from mixlib._checks import (
+    check_lam,
+    check_not_meta,
+    check_positive,
+    check_positive_int,
+    check_same_batch,
+    check_tensor,
+)
 
 __all__ = [
     "sample_lambda",
@@ -72,12 +80,26 @@ def sample_lambda(
         ValueError: If ``alpha <= 0``.
     """
     alpha = check_positive("alpha", alpha)
+    size = _check_size(size)
     # torch has no seedable Beta sampler that takes a Generator, so we hand a seed to NumPy.
     seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
     draws = np.random.default_rng(seed).beta(alpha, alpha, size=size)
     if size is None:
         return float(draws)
     return torch.from_numpy(np.asarray(draws, dtype=np.float32))
+
+
+def _check_size(size: object) -> int | tuple[int, ...] | None:
+    """``None``, an int >= 0 or a tuple of them: the shape of a batch of draws."""
+    if size is None:
+        return None
+    dims = size if isinstance(size, (tuple, list, torch.Size)) else (size,)
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, Integral):
+            raise TypeError(f"size must be None, an int or a tuple of ints, got {size!r}")
+        if d < 0:
+            raise ValueError(f"size must hold dimensions >= 0, got {size!r}")
+    return tuple(int(d) for d in dims) if isinstance(size, (tuple, list, torch.Size)) else int(size)
 
 
 def random_pairing(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -101,6 +123,7 @@ def _check_perm(perm: object, batch: int) -> torch.Tensor:
     """Check the type and shape of a pairing. Its range is checked by index_select, see _mix."""
     if not isinstance(perm, torch.Tensor):
         raise TypeError(f"perm must be a torch.Tensor of indices, got {type(perm).__name__}")
+    check_not_meta("perm", perm)
     if perm.dtype != torch.long:
         raise TypeError(f"perm must be a LongTensor (dtype torch.int64), got dtype {perm.dtype}")
     if perm.shape != (batch,):
@@ -144,6 +167,7 @@ def _per_example(lam: Lam, like: torch.Tensor) -> Lam:
 def _check_float_batch(name: str, t: object, hint: str | None = None) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    check_not_meta(name, t)
     if not t.is_floating_point():
         hint = hint or f"convert it with {name}.float()"
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}; {hint}")
@@ -284,6 +308,8 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
     """
     num_classes = check_positive_int("num_classes", num_classes)
     labels = _check_labels("labels", labels, num_classes)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}")
     return F.one_hot(labels, num_classes).to(dtype)
 
 
@@ -291,6 +317,7 @@ def _check_labels(name: str, labels: object, num_classes: int | None = None, sca
     """Check class labels; with ``scan=False`` only their type and shape, not their range."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
+    check_not_meta(name, labels)
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         hint = "; soft targets go to soft_cross_entropy" if labels.is_floating_point() else ""
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}{hint}")
@@ -325,7 +352,7 @@ def _check_reduction(reduction: object) -> str:
 
 
 def _check_logits(logits: object, scan_nan: bool = True) -> torch.Tensor:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.is_meta:
         check_tensor("logits", logits)  # raises a TypeError that says what is wrong
     if scan_nan and torch.isnan(logits).any():
         raise ValueError("logits contains NaN")
@@ -352,6 +379,8 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: st
         raise ValueError(
             f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
         )
+    if bool((target < 0).any()):
+        raise ValueError("target must hold probabilities >= 0 (for example mixed one-hot rows)")
     return _reduce(-(target * F.log_softmax(logits, dim=-1)).sum(dim=-1), reduction)
 
 
@@ -449,7 +478,8 @@ def _match_target(name: str, target: object, pred: torch.Tensor) -> torch.Tensor
     target = check_tensor(name, target, min_dim=1)
     if target.shape != pred.shape:
         # (B,) against (B, 1) is the one mismatch we forgive: a scalar target per example.
-        if target.squeeze(-1).shape == pred.squeeze(-1).shape and target.shape[0] == pred.shape[0]:
+        batch = pred.shape[0]
+        if {tuple(target.shape), tuple(pred.shape)} == {(batch,), (batch, 1)}:
             return target.reshape(pred.shape)
         raise ValueError(f"{name} must have the shape of pred {tuple(pred.shape)}, got {tuple(target.shape)}")
     return target

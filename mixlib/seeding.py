@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from ._checks import check_seed
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch, and return a fresh ``torch.Generator`` seeded with ``seed``.
@@ -18,10 +20,7 @@ def seed_everything(seed: int) -> torch.Generator:
     threads barely help (and slow down badly when other processes compete for the cores),
     and a fixed thread count keeps floating-point sums in the same order on every machine.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    seed = check_seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -31,10 +30,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def make_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed``."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return torch.Generator().manual_seed(seed)
+    """A CPU ``torch.Generator`` seeded with ``seed``, an int in ``[0, 2**63)``."""
+    return torch.Generator().manual_seed(check_seed("seed", seed))
 
 
 def device() -> torch.device:

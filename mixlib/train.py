@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import check_seed as _check_seed
 from .data import batches
 from .manifold import StagedNet
 from .mixing import mix, random_pairing, sample_lambda
@@ -85,10 +86,9 @@ def model_device(model: nn.Module) -> torch.device:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Accuracy for integer labels of shape ``(n,)``, mean squared error for float targets."""
-    check_tensor("x", x, min_dim=1)
-    check_tensor("y", y, floating=False, min_dim=1)
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    x, y, _ = check_data(model, x, y, model_device(model))
     was_training = model.training
     model.eval()
     out = model(x.to(model_device(model)))
@@ -99,7 +99,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     if y.dim() != 1:
         raise ValueError(f"y must hold one class label per example, shape ({y.shape[0]},), got {tuple(y.shape)}")
     if out.dim() != 2:
-        raise ValueError(f"the model must return logits of shape (n, classes), got {tuple(out.shape)}")
+        raise ValueError(f"the model must return logits of shape (n, classes) for x, got {tuple(out.shape)}")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= out.shape[1]):
         raise ValueError(f"y must hold class labels in [0, {out.shape[1] - 1}], got {int(y.min())} to {int(y.max())}")
     return float((out.argmax(dim=1) == y).float().mean())
@@ -171,7 +171,8 @@ def make_recipe(
     if method == "manifold":
         if not isinstance(model, StagedNet):
             raise TypeError(
-                f"method='manifold' needs a mixlib StagedNet (see mixlib.mlp), got {type(model).__name__}; "
+                f"model must be a mixlib StagedNet for method='manifold' (see mixlib.mlp), got "
+                f"{type(model).__name__}; "
                 "for other models use mixlib.mix_at with a custom loss_fn"
             )
         chosen = model.eligible_layers if layers is None else layers
@@ -342,7 +343,11 @@ def mixed_loss(
     regression (the squared loss ``1/2 (lam y + (1 - lam) y[perm] - prediction)^2``, averaged
     over the batch). ``options`` are the other loss settings of :func:`fit`.
     """
-    num_classes = None if y.is_floating_point() else _output_width(model, x)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    x, y, num_classes = check_data(model, x, y, model_device(model))
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     recipe = make_recipe(model, method=method, alpha=alpha, loss=loss, num_classes=num_classes, **options)
     return recipe_loss(model, x, y, recipe, draw(recipe, x.shape[0], generator))
 
@@ -361,11 +366,7 @@ def _output_width(model: nn.Module, x: torch.Tensor) -> int:
 
 def check_seed(seed: object, name: str = "seed") -> int:
     """Return ``seed`` if it is an int in ``[0, 2**63)``, else raise (``-1`` would wrap around)."""
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise TypeError(f"{name} must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"{name} must be an int in [0, 2**63), got {seed}")
-    return int(seed)
+    return _check_seed(name, seed)
 
 
 def check_data(
@@ -392,6 +393,15 @@ def check_data(
             f"{xn} has dtype {x.dtype} but the model's parameters are {want}; convert with {xn}.to({want})"
         )
     x, y = x.to(device), y.to(device)
+    if y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"{yn} must hold integer class labels (int64) or float regression targets, got {y.dtype}")
+    try:
+        with torch.no_grad():
+            out = model(x[:1])
+    except (RuntimeError, ValueError) as problem:
+        raise ValueError(f"the model cannot be applied to {xn} of shape {tuple(x.shape)}: {problem}") from None
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model must return a tensor for {xn}, got {type(out).__name__}")
     if y.is_floating_point():
         if y.dim() == 2 and y.shape[1] > 1:
             raise ValueError(
@@ -400,15 +410,18 @@ def check_data(
             )
         if y.dim() > 2:
             raise ValueError(f"{yn} must have shape (n,) for regression targets, got {tuple(y.shape)}")
+        if out.numel() != 1:
+            raise ValueError(
+                f"{yn} holds float targets, which mean regression, but the model returns {out.numel()} outputs "
+                f"per example; for classification pass integer class labels (int64) of shape ({y.shape[0]},)"
+            )
         return x, y, None
-    if y.dtype == torch.bool or y.is_complex():
-        raise TypeError(f"{yn} must hold integer class labels (int64) or float regression targets, got {y.dtype}")
     if y.dim() != 1:
         raise ValueError(f"{yn} must hold one class label per example, shape ({y.shape[0]},), got {tuple(y.shape)}")
-    try:
-        width = _output_width(model, x)
-    except (RuntimeError, ValueError) as problem:
-        raise ValueError(f"the model cannot be applied to {xn} of shape {tuple(x.shape)}: {problem}") from None
+    if out.dim() != 2:
+        raise ValueError(f"for class labels {yn} the model must return logits of shape (n, classes) for {xn}, "
+                         f"got {tuple(out.shape)}")
+    width = out.shape[1]
     low, high = int(y.min()), int(y.max())
     if low < 0 or high >= width:
         raise ValueError(
@@ -421,10 +434,17 @@ def check_data(
 def _check_device(device: object, model: nn.Module) -> torch.device:
     if device is None:
         return model_device(model)
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a torch.device or a name such as 'cpu' or 'cuda', got {device!r}")
     try:
-        return torch.device(device)
+        device = torch.device(device)
     except (TypeError, RuntimeError):
         raise ValueError(f"device must be a torch.device or a name such as 'cpu' or 'cuda', got {device!r}") from None
+    if device.type == "meta":
+        raise ValueError("device='meta' holds shapes without data; training needs a real device such as 'cpu'")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but CUDA is not available here; use 'cpu'")
+    return device
 
 
 @dataclass
