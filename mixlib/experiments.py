@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -62,11 +63,33 @@ class Stat:
         """``"mean ± spread"`` with ``digits`` decimals; ``spread`` is ``"std"`` or ``"ci95"``."""
         if spread not in ("std", "ci95"):
             raise ValueError(f"spread must be 'std' or 'ci95', got {spread!r}")
+        digits = _check_digits(digits)
         width = getattr(self, spread)
         return f"{self.mean:.{digits}f} ± {width:.{digits}f}"
 
     def __str__(self) -> str:
         return self.format()
+
+
+def _check_digits(digits: object) -> int:
+    if isinstance(digits, bool) or not isinstance(digits, Integral) or digits < 0:
+        raise ValueError(f"digits must be an int >= 0 (decimals shown), got {digits!r}")
+    return int(digits)
+
+
+def _numbers(name: str, values: object) -> list[float]:
+    """``values`` as a list of floats: numbers, one-element tensors or NumPy scalars."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a collection of numbers, got {type(values).__name__}")
+    out = []
+    for v in values:
+        if isinstance(v, (str, bytes, complex)):
+            raise TypeError(f"{name} must hold real numbers, got {v!r}")
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must hold real numbers, got {v!r}") from None
+    return out
 
 
 def summarize(values: Iterable[float]) -> Stat:
@@ -78,7 +101,7 @@ def summarize(values: Iterable[float]) -> Stat:
     Returns:
         The :class:`Stat` of the values.
     """
-    xs = [float(v) for v in values]
+    xs = _numbers("values", values)
     if not xs:
         raise ValueError("values must contain at least one number")
     if not all(math.isfinite(v) for v in xs):
@@ -103,7 +126,7 @@ def paired_difference(values: Iterable[float], baseline: Iterable[float]) -> Sta
         values: One number per seed for the method.
         baseline: One number per seed for the baseline, in the same seed order.
     """
-    xs, bs = [float(v) for v in values], [float(v) for v in baseline]
+    xs, bs = _numbers("values", values), _numbers("baseline", baseline)
     if len(xs) != len(bs):
         raise ValueError(f"values and baseline must have one number per seed each, got {len(xs)} and {len(bs)}")
     return summarize([x - b for x, b in zip(xs, bs, strict=True)])
@@ -192,6 +215,9 @@ class Comparison:
         mini-batches); the :class:`Stat`'s ``ci95`` is the half-width of the 95 % Student-t
         interval for the mean difference. The baseline itself is left out.
         """
+        self._check_baseline(baseline)
+        if not isinstance(metric, str) or metric not in self.metrics:
+            raise ValueError(f"metric must be one of {self.metrics}, got {metric!r}")
         base = dict(zip(self.seeds(baseline), self.values(baseline, metric), strict=True))
         out: dict[str, Stat] = {}
         for method in self.methods:
@@ -204,16 +230,26 @@ class Comparison:
             out[method] = paired_difference([mine[s] for s in order], [base[s] for s in order])
         return out
 
+    def _check_baseline(self, baseline: object) -> None:
+        if not isinstance(baseline, str) or baseline not in self.methods:
+            raise ValueError(f"baseline must be one of the methods {self.methods}, got {baseline!r}")
+
     def paired_table(self, baseline: str, metrics: Iterable[str] | None = None, *, digits: int = 3) -> str:
         """A plain-text table of paired differences to ``baseline``: ``mean [low, high]`` per metric.
 
         The brackets are the 95 % Student-t interval of the mean per-seed difference; an interval
         that excludes 0 is marked with ``*``.
         """
+        self._check_baseline(baseline)
+        digits = _check_digits(digits)
+        if isinstance(metrics, str) or not (metrics is None or isinstance(metrics, Iterable)):
+            raise TypeError(f"metrics must be a list of metric names (or None for all), got {metrics!r}")
         metrics = list(self.metrics if metrics is None else metrics)
+        if not metrics:
+            raise ValueError("metrics must name at least one metric (or be None for all)")
         for k in metrics:
             if k not in self.metrics:
-                raise ValueError(f"metric must be one of {self.metrics}, got {k!r}")
+                raise ValueError(f"metrics must be among {self.metrics}, got {k!r}")
         diffs = {k: self.paired(baseline, k) for k in metrics}
         methods = [m for m in self.methods if m != baseline]
 
@@ -261,7 +297,7 @@ def _check_methods(methods: Mapping[str, Mapping[str, Any]]) -> None:
         raise ValueError("methods must be a non-empty mapping from a name to fit arguments")
     for name, spec in methods.items():
         if not isinstance(name, str):
-            raise TypeError(f"method names must be strings, got {name!r}")
+            raise TypeError(f"methods must be keyed by names (strings), got the key {name!r}")
         if not isinstance(spec, Mapping) or spec.get("method") not in METHODS:
             raise ValueError(
                 f"methods[{name!r}] must be a mapping with 'method' in {METHODS} (and optionally "
@@ -323,19 +359,23 @@ def compare_methods(
         raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
     if not isinstance(data, Split):
         raise TypeError(f"data must be a mixlib Split (for example mixlib.digits()), got {type(data).__name__}")
-    if isinstance(seeds, (str, bytes)):
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
         raise TypeError("seeds must be a collection of ints, for example range(10)")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must contain at least one seed")
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ValueError(f"seeds must be ints >= 0, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, Integral) or not 0 <= s < 2**63:
+            raise ValueError(f"seeds must be ints in [0, 2**63), got {s!r}")
+    seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
     _check_methods(methods)
     if measure is not None and not callable(measure):
         raise TypeError(f"measure must be callable, got {type(measure).__name__}")
+    for name, flag in (("keep_models", keep_models), ("vectorize", vectorize)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     clash = set(fit_kwargs) & _RESERVED
     if clash:
         raise ValueError(f"do not pass {sorted(clash)}: compare_methods sets them (use methods= for method/alpha)")
@@ -384,7 +424,10 @@ def _measure_row(name: str, seed: int, model: nn.Module, data: Split, measure: M
                 raise ValueError(f"measure must not return the reserved key {key!r}")
             if isinstance(value, torch.Tensor):
                 value = value.detach()
-            row[key] = float(value)  # numbers, one-element tensors, numpy scalars
+            try:
+                row[key] = float(value)  # numbers, one-element tensors, numpy scalars
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(f"measure must return numbers, got {value!r} for {key!r}") from None
     return row
 
 
