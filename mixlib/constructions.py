@@ -306,5 +306,5 @@ def nearest_distance(
             raise TypeError("allowed must be a boolean tensor")
         if allowed.shape != dist.shape:
             raise ValueError(f"allowed must have shape {tuple(dist.shape)}, got {tuple(allowed.shape)}")
-        dist = dist.masked_fill(~allowed, math.inf)
+        dist = dist.masked_fill(~allowed.to(dist.device), math.inf)
     return dist.min(dim=1).values.to(points.dtype)

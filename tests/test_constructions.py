@@ -261,3 +261,16 @@ def test_nearest_distance_errors():
         nearest_distance(torch.randn(3, 2), torch.randn(4, 2), torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(TypeError, match="points"):
         nearest_distance(torch.ones(3, 2, dtype=torch.long), torch.randn(4, 2))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU"))])
+def test_nearest_distance_on_any_device(device):
+    from mixlib.constructions import nearest_distance
+
+    g = torch.Generator().manual_seed(1)
+    p, r = torch.randn(5, 3, generator=g), torch.randn(6, 3, generator=g)
+    mask = torch.rand(5, 6, generator=g) > 0.2  # built on the CPU, as a notebook would
+    out = nearest_distance(p.to(device), r.to(device), mask)
+    assert out.device.type == device
+    assert torch.allclose(out.cpu(), nearest_distance(p, r, mask))

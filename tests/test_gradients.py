@@ -332,3 +332,13 @@ def test_minibatch_errors():
         mmix_loss_monte_carlo(torch.randn(4), 1.0, 10, batch_size=0)
     with pytest.raises(TypeError):
         mmix_loss_monte_carlo(torch.randn(4), 1.0, 10, generator="seed", batch_size=2)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU"))])
+def test_monte_carlo_runs_on_the_residuals_device(device):
+    e = torch.randn(12, dtype=torch.float64, generator=gen(6)).to(device)
+    full = mmix_loss_monte_carlo(e, 2.0, 50, gen(7))
+    batched = mmix_loss_monte_carlo(e, 2.0, 50, gen(7), batch_size=4)
+    assert full == pytest.approx(mmix_loss_monte_carlo(e.cpu(), 2.0, 50, gen(7)))
+    assert batched == pytest.approx(mmix_loss_monte_carlo(e.cpu(), 2.0, 50, gen(7), batch_size=4))
