@@ -187,12 +187,12 @@ class Comparison:
             digits: Decimals shown.
             spread: ``"std"`` (standard deviation over the seeds) or ``"ci95"``.
         """
-        metrics = list(self.metrics if metrics is None else metrics)
+        metrics = self._check_metrics(metrics)
+        if labels is not None and not isinstance(labels, Mapping):
+            raise TypeError(f"labels must be a mapping from metric to heading, got {type(labels).__name__}")
         labels = dict(labels or {})
+        digits = _check_digits(digits)
         summary = self.summary()
-        for k in metrics:
-            if k not in self.metrics:
-                raise ValueError(f"metric must be one of {self.metrics}, got {k!r}")
         cells = [[summary[m][k].format(digits, spread) for k in metrics] for m in self.methods]
         heads = [labels.get(k, k) for k in metrics]
         first = max(len("method"), *(len(m) for m in self.methods))
@@ -230,6 +230,17 @@ class Comparison:
             out[method] = paired_difference([mine[s] for s in order], [base[s] for s in order])
         return out
 
+    def _check_metrics(self, metrics: object) -> list[str]:
+        if isinstance(metrics, str) or not (metrics is None or isinstance(metrics, Iterable)):
+            raise TypeError(f"metrics must be a list of metric names (or None for all), got {metrics!r}")
+        metrics = list(self.metrics if metrics is None else metrics)
+        if not metrics:
+            raise ValueError("metrics must name at least one metric (or be None for all)")
+        for k in metrics:
+            if k not in self.metrics:
+                raise ValueError(f"metrics: each metric must be one of {self.metrics}, got {k!r}")
+        return metrics
+
     def _check_baseline(self, baseline: object) -> None:
         if not isinstance(baseline, str) or baseline not in self.methods:
             raise ValueError(f"baseline must be one of the methods {self.methods}, got {baseline!r}")
@@ -242,14 +253,7 @@ class Comparison:
         """
         self._check_baseline(baseline)
         digits = _check_digits(digits)
-        if isinstance(metrics, str) or not (metrics is None or isinstance(metrics, Iterable)):
-            raise TypeError(f"metrics must be a list of metric names (or None for all), got {metrics!r}")
-        metrics = list(self.metrics if metrics is None else metrics)
-        if not metrics:
-            raise ValueError("metrics must name at least one metric (or be None for all)")
-        for k in metrics:
-            if k not in self.metrics:
-                raise ValueError(f"metrics must be among {self.metrics}, got {k!r}")
+        metrics = self._check_metrics(metrics)
         diffs = {k: self.paired(baseline, k) for k in metrics}
         methods = [m for m in self.methods if m != baseline]
 
@@ -456,9 +460,14 @@ def add_temperature_control(
         raise TypeError(f"comparison must be a Comparison, got {type(comparison).__name__}")
     if not isinstance(data, Split) or data.num_classes is None:
         raise TypeError("data must be the classification Split the comparison was trained on")
+    for arg, value in (("method", method), ("match", match)):
+        if not isinstance(value, str) or value not in comparison.methods:
+            raise ValueError(f"{arg} must be one of the comparison's methods {comparison.methods}, got {value!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string or None, got {type(name).__name__}")
     name = name or f"{method} at {match}'s confidence"
     if name in comparison.methods:
-        raise ValueError(f"comparison already has a method named {name!r}")
+        raise ValueError(f"name {name!r} is already a method of the comparison; choose another")
     seeds = comparison.seeds(method)
     if sorted(seeds) != sorted(comparison.seeds(match)):
         raise ValueError(f"{method!r} and {match!r} were run on different seeds")

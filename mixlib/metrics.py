@@ -212,6 +212,8 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10) -> 
 def mean_confidence(logits: torch.Tensor, temperature: float = 1.0) -> float:
     """Mean top-class probability of ``softmax(logits / temperature)``."""
     logits = check_tensor("logits", logits, min_dim=2)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (n, classes), got {tuple(logits.shape)}")
     temperature = check_positive("temperature", temperature)
     return float(torch.softmax(logits.double() / temperature, dim=1).max(dim=1).values.mean())
 
@@ -230,8 +232,11 @@ def temperature_for_confidence(logits: torch.Tensor, confidence: float, tol: flo
         tol: the bisection stops when the bracket on ``log T`` is narrower than this.
     """
     logits = check_tensor("logits", logits, min_dim=2)
-    if logits.dim() != 2 or logits.shape[1] < 2:
-        raise ValueError(f"logits must have shape (n, classes) with at least 2 classes, got {tuple(logits.shape)}")
+    if logits.dim() != 2 or logits.shape[1] < 2 or logits.shape[0] == 0:
+        raise ValueError(
+            f"logits must have shape (n, classes) with n >= 1 and at least 2 classes, got {tuple(logits.shape)}"
+        )
+    tol = check_positive("tol", tol)
     low_conf = 1.0 / logits.shape[1]
     confidence = check_fraction("confidence", confidence, low=low_conf, high=1.0)
     lo, hi = -12.0, 12.0  # log T
