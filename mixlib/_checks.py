@@ -76,6 +76,16 @@ def check_seed(name: str, value: object, high: int = 2**63) -> int:
     return int(value)
 
 
+def check_generator(generator: object, name: str = "generator") -> torch.Generator | None:
+    """Return ``generator`` if it is ``None`` or a ``torch.Generator``, else raise."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{name} must be a torch.Generator or None, got {type(generator).__name__}; "
+            "make one with torch.Generator().manual_seed(seed)"
+        )
+    return generator
+
+
 def check_model_input(name: str, x: torch.Tensor, model: torch.nn.Module) -> None:
     """Raise if the floating-point dtype of ``x`` differs from that of ``model``'s parameters.
 

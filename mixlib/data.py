@@ -14,7 +14,7 @@ import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-from ._checks import check_fraction, check_positive, check_positive_int, check_seed
+from ._checks import check_fraction, check_generator, check_positive, check_positive_int, check_seed
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,7 @@ def batches(
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() == 0:
             raise ValueError(f"{name} must have a first dimension indexing the examples, got a 0-d tensor")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    check_generator(generator)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
     order = torch.randperm(x.shape[0], generator=generator)

@@ -31,7 +31,14 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from mixlib._checks import check_lam, check_model_input, check_not_meta, check_positive_int, model_error
+from mixlib._checks import (
+    check_generator,
+    check_lam,
+    check_model_input,
+    check_not_meta,
+    check_positive_int,
+    model_error,
+)
 from mixlib.mixing import Lam, _check_float_batch, _check_no_nan_cheaply, _checked_mix
 
 __all__ = ["StagedNet", "mlp", "mix_at"]
@@ -180,7 +187,7 @@ class StagedNet(nn.Module):
 
     def sample_layer(self, generator: torch.Generator | None = None) -> int:
         """A layer drawn uniformly from :attr:`eligible_layers`, as the official code does per batch."""
-        i = int(torch.randint(len(self.eligible_layers), (1,), generator=generator))
+        i = int(torch.randint(len(self.eligible_layers), (1,), generator=check_generator(generator)))
         return self.eligible_layers[i]
 
 

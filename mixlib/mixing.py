@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from mixlib._checks import (
+    check_generator,
     check_lam,
     check_not_meta,
     check_positive,
@@ -81,6 +82,7 @@ def sample_lambda(
     """
     alpha = check_positive("alpha", alpha)
     size = _check_size(size)
+    check_generator(generator)
     # torch has no seedable Beta sampler that takes a Generator, so we hand a seed to NumPy.
     seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
     draws = np.random.default_rng(seed).beta(alpha, alpha, size=size)
@@ -116,7 +118,7 @@ def random_pairing(n: int, generator: torch.Generator | None = None) -> torch.Te
         A LongTensor of shape ``(n,)``.
     """
     n = check_positive_int("n", n)
-    return torch.randperm(n, generator=generator)
+    return torch.randperm(n, generator=check_generator(generator))
 
 
 def _check_perm(perm: object, batch: int) -> torch.Tensor:

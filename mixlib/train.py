@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import check_generator, check_positive, check_positive_int, check_tensor
 from ._checks import check_seed as _check_seed
 from .data import batches
 from .manifold import StagedNet
@@ -346,8 +347,7 @@ def mixed_loss(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     x, y, num_classes = check_data(model, x, y, model_device(model))
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    check_generator(generator)
     recipe = make_recipe(model, method=method, alpha=alpha, loss=loss, num_classes=num_classes, **options)
     return recipe_loss(model, x, y, recipe, draw(recipe, x.shape[0], generator))
 
@@ -399,7 +399,8 @@ def check_data(
         with torch.no_grad():
             out = model(x[:1])
     except (RuntimeError, ValueError) as problem:
-        raise ValueError(f"the model cannot be applied to {xn} of shape {tuple(x.shape)}: {problem}") from None
+        why = re.sub(r"^the model cannot be applied to \w+ of shape \([^)]*\): ", "", str(problem))
+        raise ValueError(f"the model cannot be applied to {xn} of shape {tuple(x.shape)}: {why}") from None
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the model must return a tensor for {xn}, got {type(out).__name__}")
     if y.is_floating_point():
