@@ -74,7 +74,8 @@ def transformed_digits(images: torch.Tensor, ts: Sequence[float], kind: str = "r
 
     Returns:
         A float32 tensor of shape ``(n, len(ts), 64)``: ``out[i, j]`` is image ``i`` transformed by
-        ``ts[j]`` (bilinear interpolation, zero outside the image, clipped to [0, 1]).
+        ``ts[j]`` (bilinear interpolation, zero outside the image, clipped to [0, 1]), on the
+        device of ``images`` (the interpolation itself runs on the CPU).
     """
     images = check_tensor("images", images, min_dim=2)
     if images.dim() != 2 or images.shape[1] != 64:
@@ -91,7 +92,8 @@ def transformed_digits(images: torch.Tensor, ts: Sequence[float], kind: str = "r
             out[:, j] = ndimage.rotate(pictures, t, axes=(2, 1), reshape=False, order=1, mode="constant")
         else:
             out[:, j] = ndimage.shift(pictures, (0, 0, t), order=1, mode="constant")
-    return torch.as_tensor(np.clip(out, 0.0, 1.0).reshape(-1, len(ts), 64), dtype=torch.float32)
+    result = torch.as_tensor(np.clip(out, 0.0, 1.0).reshape(-1, len(ts), 64), dtype=torch.float32)
+    return result.to(images.device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,11 +223,12 @@ class EnsembleMLP(nn.Module):
         return h
 
     def member(self, k: int) -> StagedNet:
-        """Member ``k`` as an ordinary :func:`~mixlib.manifold.mlp` (a copy, in eval mode)."""
+        """Member ``k`` as an ordinary :func:`~mixlib.manifold.mlp` (a copy on the ensemble's device, in eval mode)."""
         if not 0 <= k < self.size:
             raise ValueError(f"k must be in 0..{self.size - 1}, got {k}")
         widths = [w.shape[2] for w in self.weights[:-1]]
         net = mlp(self.weights[0].shape[1], widths, self.weights[-1].shape[2], eligible_layers=self.eligible_layers)
+        net = net.to(self.weights[0].device)
         linears = [block[0] for block in net.blocks] + [net.head]
         with torch.no_grad():
             for lin, w, b in zip(linears, self.weights, self.biases, strict=True):
@@ -307,6 +310,7 @@ class Interpolator(nn.Module):
         times = check_positive_int("times", times)
         out = Interpolator([0] * (self.size * times), in_dim=self.encoder.weights[0].shape[1],
                            hidden=self.encoder.weights[0].shape[2], code=self.encoder.weights[-1].shape[2])
+        out = out.to(self.encoder.weights[0].device)
         with torch.no_grad():
             for mine, theirs in ((out.encoder, self.encoder), (out.decoder, self.decoder)):
                 for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
@@ -377,7 +381,7 @@ def chord_deviation(
     n_points = check_positive_int("n_points", n_points)
     if n_points < 2:
         raise ValueError(f"n_points must be >= 2, got {n_points}")
-    ts = torch.linspace(0, 1, n_points, dtype=x.dtype).reshape(-1, 1, 1)
+    ts = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
     points = ts * x + (1 - ts) * x2
     with torch.no_grad():
         f = features(points.reshape(-1, x.shape[1])).reshape(n_points, x.shape[0], -1)
@@ -461,18 +465,20 @@ def train_interpolators(
     seeds = _check_seeds(seeds)
     epochs, batch_size = check_positive_int("epochs", epochs), check_positive_int("batch_size", batch_size)
     check_positive("lr", lr)
-    model = Interpolator(seeds, in_dim=x.shape[1], code=code)
+    device = x.device
+    model = Interpolator(seeds, in_dim=x.shape[1], code=code).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     order_rngs, draw_rngs = _rngs(seeds, 11), _rngs(seeds, 12)
     n = x.shape[0]
     for _ in range(epochs):
-        order = torch.as_tensor(np.stack([r.permutation(n) for r in order_rngs]))
+        order = torch.as_tensor(np.stack([r.permutation(n) for r in order_rngs]), device=device)
         for start in range(0, n, batch_size):
             idx = order[:, start:start + batch_size]
             b = idx.shape[1]
             xb = x[idx]
-            perm = torch.as_tensor(np.stack([r.permutation(b) for r in draw_rngs]))
-            lam = torch.as_tensor(np.stack([r.uniform(size=b) for r in draw_rngs]), dtype=x.dtype).unsqueeze(-1)
+            perm = torch.as_tensor(np.stack([r.permutation(b) for r in draw_rngs]), device=device)
+            lam = torch.as_tensor(np.stack([r.uniform(size=b) for r in draw_rngs]), dtype=x.dtype,
+                                  device=device).unsqueeze(-1)
             z = model.encoder(xb)
             recon = (model.decoder(z) - xb).pow(2).sum(-1).mean()
             zmix = lam * z + (1 - lam) * _gather_rows(z, perm)
@@ -558,12 +564,16 @@ def train_routes(
         raise ValueError(f"route 'interpolate' needs an Interpolator with {size} members (train_interpolators)")
     alpha = config.alpha if config.alpha is not None else (2.0 if route == "manifold" else 1.0)
 
-    net = EnsembleMLP.from_seeds(seeds, x.shape[1], hidden, num_classes)
+    device = x.device
+    labels = labels.to(device)
+    if trajectories is not None:
+        trajectories = trajectories.to(device)
+    net = EnsembleMLP.from_seeds(seeds, x.shape[1], hidden, num_classes).to(device)
     params = list(net.parameters())
     decoder = None
     if route == "reconstruct":
         decoder = _Stack(size, [hidden[-1], config.decoder_hidden, x.shape[1]], ["relu", "sigmoid"],
-                         [s * 7919 + 3 for s in seeds])
+                         [s * 7919 + 3 for s in seeds]).to(device)
         params += list(decoder.parameters())
     opt = torch.optim.Adam(params, lr=config.lr)
     order_rngs, draw_rngs = _rngs(seeds, 1), _rngs(seeds, 2)
@@ -572,7 +582,7 @@ def train_routes(
     losses = []
     net.train()
     for _ in range(config.epochs):
-        order = torch.as_tensor(np.stack([r.permutation(n) for r in order_rngs]))
+        order = torch.as_tensor(np.stack([r.permutation(n) for r in order_rngs]), device=device)
         total, steps = 0.0, 0
         for start in range(0, n, config.batch_size):
             idx = order[:, start:start + config.batch_size]
@@ -586,15 +596,16 @@ def train_routes(
                 elif route == "linearize":
                     m = min(b, config.triples)
                     centre = torch.as_tensor(np.stack([r.integers(1, trajectories.shape[1] - 1, size=m)
-                                                       for r in draw_rngs]))
+                                                       for r in draw_rngs]), device=device)
                     rows = idx[:, :m].unsqueeze(-1)
-                    triple = trajectories[rows, centre.unsqueeze(-1) + torch.tensor([-1, 0, 1])]  # (K, m, 3, d)
+                    offsets = torch.tensor([-1, 0, 1], device=device)
+                    triple = trajectories[rows, centre.unsqueeze(-1) + offsets]  # (K, m, 3, d)
                     f = net.features(triple.transpose(1, 2).reshape(size, 3 * m, -1)).reshape(size, 3, m, -1)
                     per = per + config.weight * curvature_loss(f[:, 0], f[:, 1], f[:, 2]).mean(1)
             else:
-                lam = torch.as_tensor([r.beta(alpha, alpha) for r in draw_rngs], dtype=x.dtype)
-                perm = torch.as_tensor(np.stack([r.permutation(b) for r in draw_rngs]))
-                layers = torch.as_tensor([eligible[int(r.integers(len(eligible)))] for r in draw_rngs])
+                lam = torch.as_tensor([r.beta(alpha, alpha) for r in draw_rngs], dtype=x.dtype, device=device)
+                perm = torch.as_tensor(np.stack([r.permutation(b) for r in draw_rngs]), device=device)
+                layers = torch.as_tensor([eligible[int(r.integers(len(eligible)))] for r in draw_rngs], device=device)
                 if route == "interpolate":
                     with torch.no_grad():
                         mixed = interpolator(xb, _gather_rows(xb, perm), lam)
@@ -621,7 +632,7 @@ def train_routes(
 def _temperature_scaled(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> tuple[float, float]:
     """NLL and ECE on the second half of the rows after a temperature fitted (by NLL) on the first half."""
     half = logits.shape[0] // 2
-    temperatures = torch.logspace(-1.5, 1.5, 301, dtype=torch.float64)
+    temperatures = torch.logspace(-1.5, 1.5, 301, dtype=torch.float64, device=logits.device)
     fit = logits[:half].double().unsqueeze(0) / temperatures.reshape(-1, 1, 1)
     losses = nnf.cross_entropy(fit.transpose(1, 2), labels[:half].expand(len(temperatures), -1),
                                reduction="none").mean(1)
@@ -667,13 +678,14 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
         with torch.no_grad():
             h = member.features(data.x_test)
             logits = member.forward_from(h, net.depth)
+        logits, labels = logits.cpu(), data.y_test.cpu()  # the calibration measures run on the CPU
         probs = torch.softmax(logits.double(), dim=1)
-        nll_ts, ece_ts = _temperature_scaled(logits, data.y_test, n_bins)
+        nll_ts, ece_ts = _temperature_scaled(logits, labels, n_bins)
         chords = chord_deviation(member.features, data.x_test[pairs[:, 0]], data.x_test[pairs[:, 1]])
         rows.append({
-            "test_accuracy": float((logits.argmax(1) == data.y_test).double().mean()),
-            "test_nll": nll(logits, data.y_test),
-            "test_ece": reliability(probs, data.y_test, n_bins).ece,
+            "test_accuracy": float((logits.argmax(1) == labels).double().mean()),
+            "test_nll": nll(logits, labels),
+            "test_ece": reliability(probs, labels, n_bins).ece,
             "confidence": float(probs.max(1).values.mean()),
             "nll_ts": nll_ts,
             "ece_ts": ece_ts,
@@ -682,7 +694,7 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
         })
         if train_labels is not None:
             with torch.no_grad():
-                fit = member(data.x_train).argmax(1) == train_labels[k]
+                fit = member(data.x_train).argmax(1) == train_labels[k].to(data.x_train.device)
             rows[-1]["train_fit"] = float(fit.double().mean())
     return rows
 
@@ -740,7 +752,7 @@ def compare_routes(
     member_seeds = seeds * len(splits)
     tiled = interpolator.repeat(len(splits)) if interpolator is not None else None
     pairs = torch.randperm(len(first.x_test), generator=torch.Generator().manual_seed(7))
-    pairs = torch.stack([pairs[:n_pairs], pairs.flip(0)[:n_pairs]], dim=1)
+    pairs = torch.stack([pairs[:n_pairs], pairs.flip(0)[:n_pairs]], dim=1).to(first.x_test.device)
     out = {name: Comparison() for name in regimes}
     for display, route in routes.items():
         net, _, _ = train_routes(route, first.x_train, labels, member_seeds, config=config, hidden=hidden,

@@ -262,3 +262,20 @@ def test_temperature_scaling_undoes_a_rescaling_of_the_logits():
     for scale in (0.3, 4.0):
         nll_ts, ece_ts = fl._temperature_scaled(scale * logits, labels, 15)
         assert nll_ts == pytest.approx(base[0], rel=2e-2) and ece_ts == pytest.approx(base[1], abs=2e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_routes_train_and_measure_on_cuda_like_on_the_cpu(small_digits):
+    cuda = Split(*(t.cuda() for t in (small_digits.x_train, small_digits.y_train, small_digits.x_test,
+                                      small_digits.y_test)), 10)
+    cfg = fl.RouteConfig(epochs=1, batch_size=32)
+    routes = {r: r for r in fl.ROUTES}
+    extra = {"trajectories": fl.transformed_digits(small_digits.x_train, [-10, 0, 10]),
+             "interpolator": fl.train_interpolators(small_digits.x_train, [0, 1], epochs=1)}
+    on_cpu = fl.compare_routes({"a": small_digits}, [0, 1], routes, config=cfg, hidden=(8,), n_pairs=20, **extra)
+    extra_cuda = {"trajectories": extra["trajectories"].cuda(),
+                  "interpolator": fl.train_interpolators(cuda.x_train, [0, 1], epochs=1)}
+    on_cuda = fl.compare_routes({"a": cuda}, [0, 1], routes, config=cfg, hidden=(8,), n_pairs=20, **extra_cuda)
+    for route in fl.ROUTES:
+        assert on_cuda["a"].values(route, "test_nll") == pytest.approx(on_cpu["a"].values(route, "test_nll"),
+                                                                        rel=1e-3)
