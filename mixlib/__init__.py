@@ -6,7 +6,8 @@ The modules mirror the chapters: :mod:`~mixlib.data` (datasets that ship with pa
 four-term decomposition), :mod:`~mixlib.flatness` (singular values, chords),
 :mod:`~mixlib.constructions` (hand-built feature maps and subspace measurements),
 :mod:`~mixlib.metrics`, :mod:`~mixlib.train`, :mod:`~mixlib.experiments` (methods compared
-over seeds), :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
+over seeds), :mod:`~mixlib.flattening` (explicit routes to a flat representation, trained as
+vectorised ensembles), :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
 
 The names most used in the book are re-exported here, so that ``mixlib.sample_lambda`` is
 :func:`mixlib.mixing.sample_lambda`, ``mixlib.mixup`` is :func:`mixlib.mixing.mixup` and
