@@ -233,7 +233,8 @@ def decision_boundary(
     """
     coords, points = grid(x, resolution, margin)
     g0, g1 = coords
-    probs = probabilities(model, points)
+    probs = probabilities(model, points).cpu()  # the model may live on a GPU; NumPy needs the CPU
+    x, y = x.detach().cpu(), y.detach().cpu()
     if probs.shape[1] == 2:
         p1 = probs[:, 1].reshape(g0.shape).numpy()
         cf = ax.contourf(g0.numpy(), g1.numpy(), p1, levels=_PROBABILITY_LEVELS, cmap=_PROBABILITY_CMAP,
@@ -266,7 +267,7 @@ def representation_scatter(ax: Axes, h: torch.Tensor, y: torch.Tensor, *, title:
     check_tensor("h", h, min_dim=2)
     if h.shape[1] != 2:
         raise ValueError(f"h must have 2 columns, got shape {tuple(h.shape)}")
-    h = h.detach()
+    h, y = h.detach().cpu(), y.detach().cpu()
     for c in torch.unique(y).tolist():
         sel = y == c
         ax.scatter(h[sel, 0].numpy(), h[sel, 1].numpy(), s=10, color=PALETTE[c % len(PALETTE)],
