@@ -135,8 +135,8 @@ def four_terms(
     batch = check_same_batch(x=x, x2=x2, y=y, y2=y2)
     y, y2 = _check_target("y", y, batch), _check_target("y2", y2, batch)
     lam = _check_lam_shape(lam, batch)
-    if isinstance(lam, torch.Tensor) and lam.dim() == 1:
-        lam = lam.to(y.dtype)
+    if isinstance(lam, torch.Tensor):  # drawn on the CPU, perhaps; the data may be elsewhere
+        lam = lam.to(y.device, y.dtype)
 
     # Detached copies of the parameters, so that gradients are taken without touching .grad.
     theta = {name: p.detach().requires_grad_(True) for name, p in features.named_parameters()}
