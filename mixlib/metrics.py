@@ -142,7 +142,8 @@ def confidence_away_from_data(
             f"points must have x_train's columns and dtype ({x_train.shape[1]}, {x_train.dtype}), "
             f"got ({points.shape[1]}, {points.dtype})"
         )
-    check_model_input("points", points, model) if isinstance(model, nn.Module) else None
+    if isinstance(model, nn.Module):
+        check_model_input("points", points, model)
     check_positive("min_distance", min_distance)
     check_fraction("threshold", threshold)
     far = torch.cdist(points, x_train.to(points.device)).min(dim=1).values > min_distance
