@@ -33,7 +33,7 @@ from scipy import ndimage
 from torch import nn
 from torch.nn import functional as nnf
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import check_lam, check_positive, check_positive_int, check_tensor
 from .data import Split
 from .experiments import Comparison
 from .flatness import class_dimension
@@ -82,7 +82,12 @@ def transformed_digits(images: torch.Tensor, ts: Sequence[float], kind: str = "r
         raise ValueError(f"images must have shape (n, 64), flattened 8 x 8 digits; got {tuple(images.shape)}")
     if kind not in ("rotate", "shift"):
         raise ValueError(f"kind must be 'rotate' or 'shift', got {kind!r}")
-    ts = [float(t) for t in ts]
+    try:
+        ts = [float(t) for t in ts]
+    except (TypeError, ValueError):
+        raise TypeError(f"ts must be a sequence of numbers, got {ts!r}") from None
+    if not all(math.isfinite(t) for t in ts):
+        raise ValueError(f"ts must be finite numbers, got {ts}")
     if not ts:
         raise ValueError("ts must contain at least one value")
     pictures = images.detach().cpu().double().numpy().reshape(-1, 8, 8)
@@ -212,6 +217,16 @@ class EnsembleMLP(nn.Module):
             ``StagedNet.forward_mixed(x[k], layers[k], lam[k], perm[k])`` of its own network.
         """
         x = self._check_input(x)
+        size, batch = x.shape[0], x.shape[1]
+        if not isinstance(layers, torch.Tensor) or layers.shape != (size,) or layers.is_floating_point():
+            raise ValueError(f"layers must be an integer tensor of shape ({size},), one layer per member")
+        if bool(((layers < 0) | (layers > self.depth)).any()):
+            raise ValueError(f"layers must lie in 0..{self.depth}, got {layers.tolist()}")
+        if not isinstance(lam, torch.Tensor) or lam.shape != (size,):
+            raise ValueError(f"lam must be a tensor of shape ({size},), one mixing weight per member")
+        check_lam(lam)
+        if not isinstance(perm, torch.Tensor) or perm.dtype != torch.long or perm.shape != (size, batch):
+            raise ValueError(f"perm must be an int64 tensor of shape ({size}, {batch}), one pairing per member")
         lam3 = lam.to(x.dtype).reshape(-1, 1, 1)
         h = x
         for j in range(self.depth + 1):
@@ -300,6 +315,9 @@ class Interpolator(nn.Module):
         if x.shape != x2.shape or x.shape[0] != self.size:
             raise ValueError(f"x and x2 must both have shape ({self.size}, B, d); got {tuple(x.shape)}, "
                              f"{tuple(x2.shape)}")
+        if not isinstance(lam, torch.Tensor) or lam.shape not in ((self.size,), tuple(x.shape[:2])):
+            raise ValueError(f"lam must be a tensor of shape ({self.size},) or {tuple(x.shape[:2])}")
+        check_lam(lam)
         lam = lam.to(x.dtype).reshape(self.size, -1, 1)
         z, z2 = self.encoder(x), self.encoder(x2)
         residual, residual2 = x - self.decoder(z), x2 - self.decoder(z2)
@@ -349,6 +367,8 @@ def curvature_loss(h_before: torch.Tensor, h: torch.Tensor, h_after: torch.Tenso
     if not h_before.shape == h.shape == h_after.shape:
         raise ValueError(f"h_before, h and h_after must have one shape, got {tuple(h_before.shape)}, "
                          f"{tuple(h.shape)}, {tuple(h_after.shape)}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
     miss = (h_after - 2 * h + h_before).pow(2).sum(-1)
     step = (h_after - h).pow(2).sum(-1) + (h - h_before).pow(2).sum(-1)
     return miss / (step + eps)
@@ -375,6 +395,9 @@ def chord_deviation(
     Returns:
         One value per pair, shape ``(B,)``.
     """
+    if not callable(features):
+        raise TypeError(f"features must be a function or module mapping inputs to features, got "
+                        f"{type(features).__name__}")
     x, x2 = check_tensor("x", x, min_dim=2), check_tensor("x2", x2, min_dim=2)
     if x.shape != x2.shape:
         raise ValueError(f"x2 must have the shape of x {tuple(x.shape)}, got {tuple(x2.shape)}")
@@ -465,6 +488,9 @@ def train_interpolators(
     seeds = _check_seeds(seeds)
     epochs, batch_size = check_positive_int("epochs", epochs), check_positive_int("batch_size", batch_size)
     check_positive("lr", lr)
+    check_positive_int("code", code)
+    if isinstance(consistency, bool) or not isinstance(consistency, (int, float)) or not consistency >= 0:
+        raise ValueError(f"consistency must be a number >= 0, got {consistency!r}")
     device = x.device
     model = Interpolator(seeds, in_dim=x.shape[1], code=code).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -553,6 +579,12 @@ def train_routes(
     check_positive_int("epochs", config.epochs)
     check_positive_int("batch_size", config.batch_size)
     check_positive("lr", config.lr)
+    check_positive_int("decoder_hidden", config.decoder_hidden)
+    check_positive_int("triples", config.triples)
+    if config.alpha is not None:
+        check_positive("alpha", config.alpha)
+    if isinstance(config.weight, bool) or not isinstance(config.weight, (int, float)) or not config.weight >= 0:
+        raise ValueError(f"weight must be a number >= 0, got {config.weight!r}")
     if route == "linearize":
         if trajectories is None:
             raise ValueError("route 'linearize' needs trajectories of shape (n, T, d)")
@@ -669,6 +701,7 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
         raise TypeError("data must be a classification Split")
     if not isinstance(pairs, torch.Tensor) or pairs.dtype != torch.long or pairs.dim() != 2 or pairs.shape[1] != 2:
         raise ValueError("pairs must be an int64 tensor of shape (P, 2)")
+    check_positive_int("n_bins", n_bins)
     if train_labels is not None and tuple(train_labels.shape) != (net.size, len(data.x_train)):
         raise ValueError(f"train_labels must have shape ({net.size}, {len(data.x_train)}), got "
                          f"{tuple(train_labels.shape)}")

@@ -279,3 +279,37 @@ def test_routes_train_and_measure_on_cuda_like_on_the_cpu(small_digits):
     for route in fl.ROUTES:
         assert on_cuda["a"].values(route, "test_nll") == pytest.approx(on_cpu["a"].values(route, "test_nll"),
                                                                         rel=1e-3)
+
+
+def test_bad_arguments_get_errors_that_name_them():
+    net = fl.EnsembleMLP.from_seeds([0, 1], 4, [3], 2)
+    x = torch.zeros(2, 5, 4)
+    good = {"layers": torch.tensor([0, 1]), "lam": torch.tensor([0.5, 0.5]),
+            "perm": torch.stack([torch.arange(5)] * 2)}
+    for name, bad, match in [("layers", torch.tensor([0, 2]), "layers"), ("layers", torch.tensor([0.0, 1.0]), "layers"),
+                             ("lam", torch.tensor([0.5, 1.5]), "lam"), ("lam", torch.tensor([0.5]), "lam"),
+                             ("perm", torch.arange(5), "perm")]:
+        with pytest.raises(ValueError, match=match):
+            net.forward_mixed(x, **{**good, name: bad})
+    interp = fl.Interpolator([0], in_dim=4)
+    with pytest.raises(ValueError, match="lam"):
+        interp(x[:1], x[:1], torch.tensor([2.0]))
+    with pytest.raises(ValueError, match="lam"):
+        interp(x[:1], x[:1], torch.tensor([0.5, 0.5]))
+    with pytest.raises(TypeError, match="features"):
+        fl.chord_deviation("relu", torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="eps"):
+        fl.curvature_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2), eps=-1.0)
+    with pytest.raises(TypeError, match="ts"):
+        fl.transformed_digits(torch.zeros(1, 64), ["a"])
+    with pytest.raises(ValueError, match="ts"):
+        fl.transformed_digits(torch.zeros(1, 64), [float("nan")])
+    xs, ys = torch.zeros(8, 64), torch.zeros(8, dtype=torch.long)
+    for config, match in [(fl.RouteConfig(alpha=0.0), "alpha"), (fl.RouteConfig(weight=-1.0), "weight"),
+                          (fl.RouteConfig(triples=0), "triples"), (fl.RouteConfig(decoder_hidden=0), "decoder_hidden")]:
+        with pytest.raises(ValueError, match=match):
+            fl.train_routes("erm", xs, ys, [0], config=config)
+    with pytest.raises(ValueError, match="consistency"):
+        fl.train_interpolators(xs, [0], consistency=-1.0)
+    with pytest.raises(ValueError, match="n_bins"):
+        fl.measure_members(net, Split(xs, ys, xs, ys, 10), torch.tensor([[0, 1]]), n_bins=0)
