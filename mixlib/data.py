@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-from ._checks import check_fraction, check_generator, check_positive, check_positive_int, check_seed
+from ._checks import check_fraction, check_generator, check_positive, check_positive_int, check_seed, check_tensor
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,29 @@ class Split:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int | None
+
+    def __post_init__(self) -> None:
+        n = self.num_classes
+        if n is not None and (isinstance(n, bool) or not isinstance(n, Integral) or n < 1):
+            raise ValueError(f"num_classes must be an int >= 1, or None for regression targets, got {n!r}")
+        for xn, yn in (("x_train", "y_train"), ("x_test", "y_test")):
+            x = check_tensor(xn, getattr(self, xn), min_dim=2)
+            y = check_tensor(yn, getattr(self, yn), floating=False, min_dim=1)
+            if y.dim() != 1 or y.shape[0] != x.shape[0]:
+                raise ValueError(f"{yn} must have shape ({x.shape[0]},), one target per row of {xn}, "
+                                 f"got {tuple(y.shape)}")
+            if n is None and not y.is_floating_point():
+                raise TypeError(f"{yn} must hold float targets when num_classes is None (regression), got {y.dtype}")
+            if n is not None:
+                if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+                    raise TypeError(f"{yn} must hold integer class labels when num_classes is given, got {y.dtype}")
+                if len(y) and (int(y.min()) < 0 or int(y.max()) >= n):
+                    raise ValueError(f"{yn} must hold class labels in [0, {n - 1}], "
+                                     f"got values from {int(y.min())} to {int(y.max())}")
+                object.__setattr__(self, yn, y.long())
+        if self.x_test.shape[1:] != self.x_train.shape[1:] or self.x_test.dtype != self.x_train.dtype:
+            raise ValueError(f"x_test must have x_train's row shape {tuple(self.x_train.shape[1:])} and dtype "
+                             f"{self.x_train.dtype}, got {tuple(self.x_test.shape[1:])} and {self.x_test.dtype}")
 
     @property
     def input_dim(self) -> int:

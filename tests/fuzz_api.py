@@ -941,6 +941,13 @@ SPECS: list[F] = [
         "seed": A("seed", lambda: 0, err=("2**32",), only_labels=("minus1", "2**32", "2**64", "np_int64", "str")),
         "per_class": A("pos_int", lambda: None, null=True, extra=(_seq("too_many", lambda: 1000),)),
     }),
+    F("data.Split", {
+        "x_train": A("x", x_, names=("y_train", "x_test")),
+        "y_train": _labels(names=("x_train",)),
+        "x_test": A("x", x2_, names=("y_test", "x_train")),
+        "y_test": _labels(y2_, names=("x_test",)),
+        "num_classes": A("pos_int", lambda: C, extra=(_seq("too_few", lambda: 2, names=("y_train", "y_test")),)),
+    }),
     F("data.corrupt_labels", {
         "split": A("custom", split_, extra=(
             _seq("str", lambda: "digits"), _seq("None", lambda: None), _seq("dict", lambda: {"x_train": 1}),
