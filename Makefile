@@ -26,7 +26,7 @@ $(BOOK_STAMP): requirements.txt pyproject.toml
 
 $(TEST_STAMP): $(BOOK_STAMP) requirements-test.txt
 	$(PIP) install -r requirements-test.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(BIN)/python -c "import pytest, nbval, hypothesis, playwright" 
+	$(BIN)/python -c "import pytest, nbval, hypothesis, playwright, axe_playwright_python" 
 	touch $@
 
 ## Build the book into _build/html (strict: any warning or notebook error fails).
