@@ -56,9 +56,9 @@ KNOWN: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def report() -> fuzz_api.Report:
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the wall clock also counts whatever else the machine runs
     result = fuzz_api.run()
-    result.seconds = time.perf_counter() - start
+    result.seconds = time.process_time() - start
     return result
 
 
