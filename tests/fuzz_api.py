@@ -112,7 +112,7 @@ class F:
     ``"self"``). ``call(fn, kwargs)`` replaces ``fn(**kwargs)``; ``guard`` names the argument
     holding the model(s) a training function must not have changed before it raises; ``only``
     restricts which arguments are mutated; ``cases`` are whole-call cases ``(label, kwargs ->
-    kwargs, expect)``.
+    kwargs, expect)``; ``check(result, kwargs)`` recomputes the baseline's answer by hand.
     """
 
     target: str
@@ -122,6 +122,7 @@ class F:
     guard: str | None = None
     only: tuple[str, ...] | None = None
     cases: tuple[tuple[str, Callable[[dict], dict], str], ...] = ()
+    check: Callable[[Any, dict], bool] | None = None
 
     @property
     def name(self) -> str:
@@ -703,6 +704,53 @@ def _flatness_args(center: bool = True, lone: str = "ok") -> dict[str, A]:
     return args
 
 
+def _close(a: Any, b: Any) -> bool:
+    return _same(a if isinstance(a, torch.Tensor) else torch.tensor(float(a)),
+                 b if isinstance(b, torch.Tensor) else torch.tensor(float(b)))
+
+
+def _accuracy_by_hand(value: Any, kw: dict) -> bool:
+    with torch.no_grad():
+        return _close(value, (kw["model"](kw["x"]).argmax(1) == kw["y"]).float().mean())
+
+
+def _mixup_by_hand(value: Any, kw: dict) -> bool:
+    lam, perm = kw["lam"], kw["perm"]
+    return _same(value, (lam * kw["x"] + (1 - lam) * kw["x"][perm], lam * kw["y"] + (1 - lam) * kw["y"][perm]))
+
+
+def _mix_by_hand(value: Any, kw: dict) -> bool:
+    return _same(value, kw["lam"] * kw["t"] + (1 - kw["lam"]) * kw["t"][kw["perm"]])
+
+
+def _mixed_ce_by_hand(value: Any, kw: dict) -> bool:
+    ce = torch.nn.functional.cross_entropy
+    lam = kw["lam"]
+    return _close(value, lam * ce(kw["logits"], kw["y"]) + (1 - lam) * ce(kw["logits"], kw["y2"]))
+
+
+def _bce_by_hand(value: Any, kw: dict) -> bool:
+    return _close(value, nn.BCELoss()(torch.softmax(kw["logits"], 1), kw["target"]))
+
+
+def _soft_ce_by_hand(value: Any, kw: dict) -> bool:
+    return _close(value, -(kw["target"] * torch.log_softmax(kw["logits"], 1)).sum(1).mean())
+
+
+def _squared_by_hand(value: Any, kw: dict) -> bool:
+    lam = kw["lam"]
+    residual = lam * kw["y"] + (1 - lam) * kw["y2"] - kw["pred"]
+    return _close(value, 0.5 * residual.pow(2).sum(1).mean())
+
+
+def _nll_by_hand(value: Any, kw: dict) -> bool:
+    return _close(value, torch.nn.functional.cross_entropy(kw["logits"].double(), kw["labels"]))
+
+
+def _one_hot_by_hand(value: Any, kw: dict) -> bool:
+    return _same(value, torch.eye(kw["num_classes"])[kw["labels"]])
+
+
 _COMPARE_METHODS = {"ERM": {"method": "erm"}, "mix": {"method": "input", "alpha": 1.0}}
 
 
@@ -719,13 +767,14 @@ SPECS: list[F] = [
         "generator": A("generator", lambda: _g(0)),
     }),
     F("mixing.random_pairing", {"n": A("pos_int", lambda: B), "generator": A("generator", lambda: _g(0))}),
-    F("mixing.mix", {"t": A("t", x_, pair=False, names=("perm",)), "lam": _lam(), "perm": A("perm", perm_)}),
+    F("mixing.mix", {"t": A("t", x_, pair=False, names=("perm",)), "lam": _lam(), "perm": A("perm", perm_)},
+      check=_mix_by_hand),
     F("mixing.mixup", {
         "x": A("t", x_, names=("perm",)),
         "y": A("target", target_, ok=("negative", "1d", "wide")),
         "lam": _lam(),
         "perm": A("perm", perm_),
-    }),
+    }, check=_mixup_by_hand),
     F("mixing.one_hot", {
         "labels": _labels(pair=False, ok=("empty",)),
         "num_classes": A("pos_int", lambda: C, extra=(_seq("too_small", lambda: 2, names=("labels",)),)),
@@ -733,31 +782,31 @@ SPECS: list[F] = [
             _seq("float64", lambda: torch.float64, "ok"), _seq("int64", lambda: torch.int64),
             _seq("bool", lambda: torch.bool), _seq("str", lambda: "float32"), _seq("None", lambda: None),
         )),
-    }),
+    }, check=_one_hot_by_hand),
     F("mixing.soft_cross_entropy", {
         "logits": A("logits", logits_, names=("target",)),
         "target": A("target", target_, names=("logits",)),
         "reduction": A("choice", lambda: "mean", extra=(_seq("none", lambda: "none", "ok"),)),
-    }),
+    }, check=_soft_ce_by_hand),
     F("mixing.bce_on_softmax", {
         "logits": A("logits", logits_, names=("target",)),
         "target": A("target", target_, names=("logits",)),
         "reduction": A("choice", lambda: "mean", extra=(_seq("sum", lambda: "sum", "ok"),)),
-    }),
+    }, check=_bce_by_hand),
     F("mixing.mixed_cross_entropy", {
         "logits": A("logits", logits_, names=("y", "y2")),
         "y": _labels(names=("logits", "y2")),
         "y2": _labels(y2_, names=("logits", "y")),
         "lam": _lam(),
         "reduction": A("choice", lambda: "mean", extra=(_seq("none", lambda: "none", "ok"),)),
-    }),
+    }, check=_mixed_ce_by_hand),
     F("mixing.mixed_squared_loss", {
         "pred": A("t", lambda: torch.randn(B, C, generator=_g(6)), names=("y", "y2")),
         "y": A("target", target_, ok=("negative", "float64"), **_REG),
         "y2": A("target", lambda: target_().flip(0), ok=("negative", "float64"), **_REG),
         "lam": _lam(),
         "reduction": A("choice", lambda: "mean"),
-    }, cases=(
+    }, check=_squared_by_hand, cases=(
         ("batch_of_one", lambda kw: {**kw, "pred": kw["pred"][:1], "y": kw["y"][:1], "y2": kw["y2"][:1]}, "ok"),
         ("batch_of_one_scalar_targets", lambda kw: {**kw, "pred": torch.randn(1, 1), "y": torch.randn(1),
                                                     "y2": torch.randn(1)}, "ok"),
@@ -882,8 +931,9 @@ SPECS: list[F] = [
     F("metrics.logits", {"model": A("model", model_), "x": A("x", x_, pair=False, ok=("empty",))}),
     F("metrics.probabilities", {"model": A("model", model_), "x": A("x", x_, pair=False, ok=("empty",))}),
     F("metrics.accuracy", {"model": A("model", model_), "x": A("x", x_, names=("y",)),
-                           "y": _labels(names=("x",))}),
-    F("metrics.nll", {"logits": A("logits", logits_, names=("labels",)), "labels": _labels(names=("logits",))}),
+                           "y": _labels(names=("x",))}, check=_accuracy_by_hand),
+    F("metrics.nll", {"logits": A("logits", logits_, names=("labels",)), "labels": _labels(names=("logits",))},
+      check=_nll_by_hand),
     F("metrics.ece", {"probs": A("probs", probs_, names=("labels",)), "labels": _labels(names=("probs",)),
                       "n_bins": A("pos_int", lambda: 15)}),
     F("metrics.reliability", {"probs": A("probs", probs_, names=("labels",)), "labels": _labels(names=("probs",)),
@@ -974,7 +1024,8 @@ SPECS: list[F] = [
                     "model": A("model", lambda: mlp(D, [5], 1)), "loss": A("choice", lambda: "mse", null=True),
                     "x_test": A("custom", lambda: None), "y_test": A("custom", lambda: None)},
       label="train.fit[regression]", guard="model", only=("y", "loss", "model")),
-    F("train.evaluate", {"model": A("model", model_), "x": A("x", x_, names=("y",)), "y": _labels(names=("x",))}),
+    F("train.evaluate", {"model": A("model", model_), "x": A("x", x_, names=("y",)), "y": _labels(names=("x",))},
+      check=_accuracy_by_hand),
     F("train.mixed_loss", _mixed_loss_args("input"), label="train.mixed_loss[input]"),
     F("train.mixed_loss", _mixed_loss_args("manifold"), label="train.mixed_loss[manifold]",
       only=("x", "y", "generator")),
@@ -1326,6 +1377,7 @@ def run_case(case: Case) -> Result:
     torch.manual_seed(0)
     try:
         kw = build(case.kwargs)
+        inputs = build(case.kwargs) if spec.check is not None and case.label == "baseline" else None
     except Exception as exc:  # a mistake in the table, not in the library
         return result("harness", f"building the arguments failed: {type(exc).__name__}: {exc}")
     before = _weights(kw.get(spec.guard)) if spec.guard else None
@@ -1337,6 +1389,8 @@ def run_case(case: Case) -> Result:
             reference = _call(spec, fn, build(case.same))
             if not _same(value, reference):
                 return result("wrong", "differs from the equivalent input's result")
+        if inputs is not None and not spec.check(value, inputs):
+            return result("wrong", "differs from the value computed by hand")
     except _Timeout:
         return result("hang", f"ran past {TIME_LIMIT_S} s of CPU time")
     except Exception as exc:
