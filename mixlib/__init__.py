@@ -14,11 +14,12 @@ The names most used in the book are re-exported here, so that ``mixlib.sample_la
 ``mixlib.gradient_terms`` is :func:`mixlib.gradients.gradient_terms`.
 """
 
-from .data import Split, digits, regression_1d, spirals, two_moons
-from .flatness import chord_nonlinearity, chord_outputs, class_singular_values, flattening_summary
+from .data import Split, corrupt_labels, digits, regression_1d, spirals, two_moons
+from .flatness import chord_nonlinearity, chord_outputs, class_dimension, class_singular_values, flattening_summary
 from .gradients import expected_mmix_loss, gradient_terms, mixing_constant, mmix_loss_monte_carlo
 from .manifold import StagedNet, mix_at, mlp
 from .mixing import (
+    bce_on_softmax,
     mixed_cross_entropy,
     mixed_squared_loss,
     mixup,
@@ -31,11 +32,11 @@ from .seeding import device, make_generator, seed_everything
 from .train import History, fit
 
 __all__ = [
-    "Split", "digits", "regression_1d", "spirals", "two_moons",
-    "chord_nonlinearity", "chord_outputs", "class_singular_values", "flattening_summary",
+    "Split", "corrupt_labels", "digits", "regression_1d", "spirals", "two_moons",
+    "chord_nonlinearity", "chord_outputs", "class_dimension", "class_singular_values", "flattening_summary",
     "expected_mmix_loss", "gradient_terms", "mixing_constant", "mmix_loss_monte_carlo",
     "StagedNet", "mix_at", "mlp",
-    "mixed_cross_entropy", "mixed_squared_loss", "mixup", "one_hot", "random_pairing",
+    "bce_on_softmax", "mixed_cross_entropy", "mixed_squared_loss", "mixup", "one_hot", "random_pairing",
     "sample_lambda", "soft_cross_entropy",
     "device", "make_generator", "seed_everything",
     "History", "fit",
