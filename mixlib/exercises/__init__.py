@@ -15,11 +15,14 @@ Every checker is built with :func:`checker` and calls the learner's function onl
   check together for :data:`CHECK_TIME_LIMIT`. On the main thread of the main interpreter on
   POSIX (a Jupyter kernel, a script, pytest) a ``SIGALRM`` timer raises a private exception
   inside the learner's code, which stops even ``while True: pass``; it fires again every
-  50 ms, so a bare ``except:`` inside the loop cannot swallow it for long. Elsewhere (a worker
-  thread, Windows) a trace function checks the clock on every line the learner's Python code
-  runs: slower, and stopped by a bare ``except:``. Either way, one long operation in C (a
-  huge matrix product) is interrupted only when it returns. After a time-out the kernel is
-  usable as before.
+  50 ms, so a function that catches it once (a bare ``except:``) is stopped again. Elsewhere
+  (a worker thread, a subinterpreter, Windows) a watchdog thread raises the same exception in
+  the learner's thread (CPython's ``PyThreadState_SetAsyncExc``); on other Pythons a trace
+  function checks the clock at every step of the learner's code (slower, and best effort). Either way, one long
+  operation in C (a huge matrix product) is interrupted only when it returns, and a loop that
+  swallows every exception forever (``while True: try: ... except: pass``) cannot be stopped
+  from inside the process, not even by the notebook's stop button. After a time-out the
+  kernel is usable as before.
 - **Every failure answered.** Any exception, ``SystemExit`` included, becomes a failing
   feedback naming the exception and the line of the learner's code it came from. Only a
   ``KeyboardInterrupt`` (the notebook's stop button) passes through. A function that still
