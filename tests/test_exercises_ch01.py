@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from exercise_helpers import assert_rejected
+from exercise_helpers import assert_accepted, assert_rejected
 from torch.nn import functional as F
 
 from mixlib.exercises import ch01
@@ -125,4 +125,171 @@ def seg_endpoints_only(model, a, b, n_points):
     ],
 )
 def test_segment_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
+    assert_rejected(ch01.check_segment_confidence, answer, hint)
+
+
+# --- more wrong answers, each with the hint it must get ----------------------------------------------
+
+
+def vr_reseeds_global(model, x, y, sigma, n_draws, generator):
+    torch.manual_seed(0)
+    return vicinal_risk(model, x, y, sigma, n_draws, None)
+
+
+def vr_own_generator(model, x, y, sigma, n_draws, generator):
+    return vicinal_risk(model, x, y, sigma, n_draws, torch.Generator().manual_seed(1234))
+
+
+def vr_uniform_noise(model, x, y, sigma, n_draws, generator):
+    noise = torch.rand(n_draws, *x.shape, generator=generator)
+    with torch.no_grad():
+        return float(F.cross_entropy(model((x + sigma * noise).reshape(-1, 2)), y.repeat(n_draws)))
+
+
+def vr_sum_over_draws(model, x, y, sigma, n_draws, generator):
+    return n_draws * vicinal_risk(model, x, y, sigma, n_draws, generator)
+
+
+def vr_sqrt_sigma(model, x, y, sigma, n_draws, generator):
+    return vicinal_risk(model, x, y, sigma**0.5, n_draws, generator)
+
+
+def vr_nll_on_probs(model, x, y, sigma, n_draws, generator):
+    noise = torch.randn(n_draws, *x.shape, generator=generator)
+    with torch.no_grad():
+        probs = torch.softmax(model((x + sigma * noise).reshape(-1, 2)), dim=1)
+        return float(F.nll_loss(probs, y.repeat(n_draws)))
+
+
+def vr_one_noise_for_all_draws(model, x, y, sigma, n_draws, generator):
+    noise = torch.randn(*x.shape, generator=generator)  # the same noisy copy n_draws times
+    with torch.no_grad():
+        return float(F.cross_entropy(model(x + sigma * noise), y))
+
+
+def vr_infinite_loop(model, x, y, sigma, n_draws, generator):
+    total = 0.0
+    i = 0
+    while i < n_draws:
+        total += vicinal_risk(model, x, y, sigma, 1, generator)
+    return total / n_draws
+
+
+def vr_mutates_x(model, x, y, sigma, n_draws, generator):
+    x += sigma * torch.randn(x.shape, generator=generator)
+    with torch.no_grad():
+        return float(F.cross_entropy(model(x), y))
+
+
+def vr_zeroes_model(model, x, y, sigma, n_draws, generator):
+    with torch.no_grad():
+        model.weight.zero_()
+    return vicinal_risk(model, x, y, sigma, n_draws, generator)
+
+
+def vr_exits(model, x, y, sigma, n_draws, generator):
+    raise SystemExit("done")
+
+
+def vr_stub_dots(model, x, y, sigma, n_draws, generator):
+    ...  # your code here
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (vr_reseeds_global, "never drew from `generator`"),
+        (vr_own_generator, "never drew from `generator`"),
+        (vr_uniform_noise, "uniform on \\[0, sigma\\]"),
+        (vr_sum_over_draws, "sum over the draws"),
+        (vr_sqrt_sigma, "sqrt\\(sigma\\)"),
+        (vr_nll_on_probs, "expects log-probabilities"),
+        (vr_one_noise_for_all_draws, "fewer noisy copies than n_draws"),
+        (vr_mutates_x, "changed its argument `x` in place"),
+        (vr_zeroes_model, "changed the parameters of `model`"),
+        (vr_exits, "SystemExit"),
+        (vr_stub_dots, "Not attempted yet"),
+    ],
+)
+def test_vicinal_risk_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch01.check_vicinal_risk, answer, hint)
+
+
+def test_vicinal_risk_checker_stops_an_endless_loop():
+    assert_rejected(lambda f, strict=False: ch01.check_vicinal_risk(f, strict, time_limit=1),
+                    vr_infinite_loop, "stopped after 1 seconds")
+
+
+def test_vicinal_risk_checker_accepts_a_loop_over_draws_and_a_numpy_answer():
+    def loop_over_draws(model, x, y, sigma, n_draws, generator):
+        noise = torch.randn(n_draws, *x.shape, generator=generator)
+        with torch.no_grad():
+            risks = [F.cross_entropy(model(x + sigma * noise[d]), y) for d in range(n_draws)]
+        return torch.stack(risks).mean().numpy()
+
+    assert_accepted(ch01.check_vicinal_risk, loop_over_draws)
+
+
+def seg_min(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        return float(torch.softmax(model((1 - t) * a + t * b), dim=1).min(dim=1).values.mean())
+
+
+def seg_softmax_over_points(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        return float(torch.softmax(model((1 - t) * a + t * b), dim=0).max(dim=1).values.mean())
+
+
+def seg_max_over_segment(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        return float(torch.softmax(model((1 - t) * a + t * b), dim=1).max())
+
+
+def seg_log_confidence(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        return float(torch.softmax(model((1 - t) * a + t * b), dim=1).max(dim=1).values.log().mean())
+
+
+def seg_class0(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        return float(torch.softmax(model((1 - t) * a + t * b), dim=1)[:, 0].mean())
+
+
+def seg_per_point(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        return torch.softmax(model((1 - t) * a + t * b), dim=1).max(dim=1).values
+
+
+def seg_returns_none(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+            torch.softmax(model((1 - t) * a + t * b), dim=1).max(dim=1).values.mean()
+
+
+def seg_mutates_a(model, a, b, n_points):
+    value = segment_confidence(model, a, b, n_points)
+    a.zero_()
+    return value
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (seg_min, "SMALLEST class probability"),
+        (seg_softmax_over_points, "over the points \\(dim=0\\)"),
+        (seg_max_over_segment, "largest probability over the whole segment"),
+        (seg_log_confidence, "log of the top probability"),
+        (seg_class0, "probability of class 0"),
+        (seg_per_point, "single number"),
+        (seg_returns_none, "forget the `return` statement"),
+        (seg_mutates_a, "changed its argument `a` in place"),
+    ],
+)
+def test_segment_checker_rejects_more_wrong_answers(answer, hint):
     assert_rejected(ch01.check_segment_confidence, answer, hint)
