@@ -269,7 +269,7 @@ def seg_per_point(model, a, b, n_points):
 def seg_returns_none(model, a, b, n_points):
     t = torch.linspace(0, 1, n_points)[:, None]
     with torch.no_grad():
-            torch.softmax(model((1 - t) * a + t * b), dim=1).max(dim=1).values.mean()
+        torch.softmax(model((1 - t) * a + t * b), dim=1).max(dim=1).values.mean()
 
 
 def seg_mutates_a(model, a, b, n_points):

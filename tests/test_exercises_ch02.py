@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from exercise_helpers import assert_rejected
@@ -299,4 +300,251 @@ def cg_interior(model, a, b, n_points):
     ],
 )
 def test_chord_gap_checker_rejects_typical_mistakes(answer, hint):
+    assert_rejected(ch02.check_chord_gap, answer, hint)
+
+
+# --- more wrong answers, each with the hint it must get ----------------------------------------------
+
+
+def mb_half_and_half(x, y, lam, perm):
+    return (x + x[perm]) / 2, (y + y[perm]) / 2
+
+
+def mb_no_one_minus(x, y, lam, perm):
+    return lam * x + x[perm], lam * y + y[perm]
+
+
+def mb_own_perm(x, y, lam, perm):
+    mine = torch.randperm(len(x))
+    return lam * x + (1 - lam) * x[mine], lam * y + (1 - lam) * y[mine]
+
+
+def mb_order_swapped(x, y, lam, perm):
+    return lam * y + (1 - lam) * y[perm], lam * x + (1 - lam) * x[perm]
+
+
+def mb_lam_only(x, y, lam, perm):
+    return lam * x, lam * y
+
+
+def mb_numpy(x, y, lam, perm):
+    xn, yn, p = x.numpy(), y.numpy(), perm.numpy()
+    return lam * xn + (1 - lam) * xn[p], lam * yn + (1 - lam) * yn[p]
+
+
+def mb_prints(x, y, lam, perm):
+    print("mixing", x.shape, "with lam", lam)
+    return mixup_batch(x, y, lam, perm)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (mb_half_and_half, "half and half"),
+        (mb_no_one_minus, "partner's weight is missing"),
+        (mb_own_perm, "with the perm you are given"),
+        (mb_order_swapped, "wrong order"),
+        (mb_lam_only, "add the partner's share"),
+        (lambda x, y, lam, perm: None, "Not attempted yet"),
+    ],
+)
+def test_mixup_batch_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch02.check_mixup_batch, answer, hint)
+
+
+def test_mixup_batch_accepts_numpy_arrays_and_shows_prints():
+    assert ch02.check_mixup_batch(mb_numpy)
+    feedback = ch02.check_mixup_batch(mb_prints)
+    assert feedback and "mixing torch.Size([6, 3]) with lam 0.3" in feedback.output
+
+
+def ece_summed_gaps(probs, labels, n_bins):
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    index = _bins(conf, n_bins)
+    return float(sum((correct[index == b].mean() - conf[index == b].mean()).abs()
+                     for b in range(n_bins) if (index == b).any()))
+
+
+def ece_bin_totals(probs, labels, n_bins):
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    index = _bins(conf, n_bins)
+    return float(sum((index == b).float().mean() * (correct[index == b].sum() - conf[index == b].sum()).abs()
+                     for b in range(n_bins) if (index == b).any()))
+
+
+def ece_max_gap(probs, labels, n_bins):
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    index = _bins(conf, n_bins)
+    return float(max((correct[index == b].mean() - conf[index == b].mean()).abs()
+                     for b in range(n_bins) if (index == b).any()))
+
+
+def ece_empty_bins_nan(probs, labels, n_bins):
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    index = _bins(conf, n_bins)
+    return float(sum((index == b).float().mean() * (correct[index == b].mean() - conf[index == b].mean()).abs()
+                     for b in range(n_bins)))
+
+
+def ece_many_edges(probs, labels, n_bins):
+    return expected_calibration_error(probs, labels, n_bins + 1)
+
+
+def ece_squared(probs, labels, n_bins):
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    index = _bins(conf, n_bins)
+    return float(sum((index == b).float().mean() * (correct[index == b].mean() - conf[index == b].mean()) ** 2
+                     for b in range(n_bins) if (index == b).any()))
+
+
+def ece_sorts_probs_in_place(probs, labels, n_bins):
+    probs.clamp_(min=1e-3)
+    return expected_calibration_error(probs, labels, n_bins)
+
+
+def ece_reveal_probe(probs, labels, n_bins):
+    return 0.123456
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (ece_summed_gaps, "summed the bins' gaps .* without weights"),
+        (ece_bin_totals, "their sums \\(totals\\)"),
+        (ece_max_gap, "maximum calibration error"),
+        (ece_empty_bins_nan, "skip the bins that hold no example"),
+        (ece_many_edges, "n_bins \\+ 1 bins"),
+        (ece_squared, "not its square"),
+        (ece_sorts_probs_in_place, "changed its argument `probs` in place"),
+        (ece_reveal_probe, "matches none of the usual mistakes"),
+    ],
+)
+def test_ece_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch02.check_ece, answer, hint)
+
+
+def test_ece_hint_never_shows_the_expected_value():
+    from mixlib.metrics import reliability
+
+    _, probs, labels, n_bins = ch02._ece_cases()[0]
+    right = reliability(probs, labels, n_bins).ece
+    for answer in (ece_summed_gaps, ece_reveal_probe, ece_bin_totals):
+        message = ch02.check_ece(answer).message
+        assert f"{right:.6g}" not in message and f"{right:.4g}" not in message, message
+
+
+def lm_monte_carlo(alpha):
+    g = torch.Generator().manual_seed(0)
+    lam = torch._standard_gamma(torch.full((20_000,), float(alpha)), generator=g)
+    lam = lam / (lam + torch._standard_gamma(torch.full((20_000,), float(alpha)), generator=g))
+    return float(lam.mean()), float(lam.var()), float((lam * (1 - lam)).mean())
+
+
+def lm_negative_cross(alpha):
+    var = 1 / (4 * (2 * alpha + 1))
+    return 0.5, var, var - 0.25
+
+
+def lm_dict(alpha):
+    var = 1 / (4 * (2 * alpha + 1))
+    return {"mean": 0.5, "var": var, "cross": 0.25 - var}
+
+
+def lm_mean_alpha_over_2(alpha):
+    var = 1 / (4 * (2 * alpha + 1))
+    return alpha / 2, var, 0.25 - var
+
+
+def lm_numpy(alpha):
+    var = 1 / (4 * (2 * alpha + 1))
+    return np.array([0.5, var, 0.25 - var])
+
+
+def lm_variance_wrong_denominator(alpha):
+    var = 1 / (2 * alpha + 1) ** 2
+    return 0.5, var, 0.25 - var
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (lm_monte_carlo, "Monte Carlo estimate"),
+        (lm_negative_cross, "negative number"),
+        (lm_dict, "three numbers, in this order"),
+        (lm_mean_alpha_over_2, "mean a / \\(a \\+ b\\)"),
+        (lm_variance_wrong_denominator, "variance a b / \\(\\(a \\+ b\\)\\^2 \\(a \\+ b \\+ 1\\)\\)"),
+    ],
+)
+def test_lambda_moments_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch02.check_lambda_moments, answer, hint)
+
+
+def test_lambda_moments_accepts_a_numpy_array():
+    assert ch02.check_lambda_moments(lm_numpy)
+
+
+def _chord(model, a, b, n_points, dim=1):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        p = torch.softmax(model((1 - t) * a + t * b), dim=dim)
+        pa, pb = torch.softmax(model(a[None]), dim=dim)[0], torch.softmax(model(b[None]), dim=dim)[0]
+    return t, p, pa, pb
+
+
+def cg_softmax_over_points(model, a, b, n_points):
+    t, p, pa, pb = _chord(model, a, b, n_points, dim=0)
+    return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).mean())
+
+
+def cg_forgets_one_minus(model, a, b, n_points):
+    t, p, pa, pb = _chord(model, a, b, n_points)
+    return float((p - (pa + t * pb)).norm(dim=1).mean())
+
+
+def cg_log_probs(model, a, b, n_points):
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
+        p = torch.log_softmax(model((1 - t) * a + t * b), dim=1)
+        pa, pb = torch.log_softmax(model(torch.stack([a, b])), dim=1)
+    return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).mean())
+
+
+def cg_mean_abs(model, a, b, n_points):
+    t, p, pa, pb = _chord(model, a, b, n_points)
+    return float((p - ((1 - t) * pa + t * pb)).abs().mean())
+
+
+def cg_norm_over_points(model, a, b, n_points):
+    t, p, pa, pb = _chord(model, a, b, n_points)
+    return float((p - ((1 - t) * pa + t * pb)).norm(dim=0).mean())
+
+
+def cg_rms(model, a, b, n_points):
+    t, p, pa, pb = _chord(model, a, b, n_points)
+    return float((p - ((1 - t) * pa + t * pb)).pow(2).sum(dim=1).mean().sqrt())
+
+
+def cg_one_norm(model, a, b, n_points):
+    t, p, pa, pb = _chord(model, a, b, n_points)
+    return float((p - ((1 - t) * pa + t * pb)).norm())
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (cg_softmax_over_points, "over the classes \\(dim=1"),
+        (cg_forgets_one_minus, "left out the factor \\(1 - t\\)"),
+        (cg_log_probs, "not the log-probabilities"),
+        (cg_mean_abs, "averaged the absolute entries"),
+        (cg_norm_over_points, "norm over the points"),
+        (cg_rms, "root of the mean squared norm"),
+        (cg_one_norm, "one norm over the whole"),
+    ],
+)
+def test_chord_gap_checker_rejects_more_wrong_answers(answer, hint):
     assert_rejected(ch02.check_chord_gap, answer, hint)
