@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 
+import numpy as np
 import pytest
 import torch
 from exercise_helpers import assert_rejected
@@ -234,3 +235,168 @@ def test_sample_layer_reference_passes():
 )
 def test_sample_layer_checker_rejects_typical_mistakes(answer, hint):
     assert_rejected(ch03.check_sample_layer, answer, hint)
+
+
+# --- more wrong answers, each with the hint it must get ----------------------------------------------
+
+
+def mh_detached_h(model, x, layer, lam, perm):
+    h = model.features(x, layer).detach()
+    return model.forward_from(lam * h + (1 - lam) * h[perm], layer)
+
+
+def mh_features_without_grad(model, x, layer, lam, perm):
+    with torch.no_grad():
+        h = model.features(x, layer)
+    return model.forward_from(lam * h + (1 - lam) * h[perm], layer)
+
+
+def mh_numpy_detour(model, x, layer, lam, perm):
+    h = model.features(x, layer).detach().numpy()
+    mixed = torch.tensor(lam * h + (1 - lam) * h[perm.numpy()])
+    return model.forward_from(mixed, layer)
+
+
+def mh_half_and_half(model, x, layer, lam, perm):
+    h = model.features(x, layer)
+    return model.forward_from((h + h[perm]) / 2, layer)
+
+
+def mh_partners_only(model, x, layer, lam, perm):
+    return model(x[perm])
+
+
+def mh_returns_pair(model, x, layer, lam, perm):
+    h = model.features(x, layer)
+    mixed = lam * h + (1 - lam) * h[perm]
+    return model.forward_from(mixed, layer), mixed
+
+
+def mh_always_input_mixup(model, x, layer, lam, perm):
+    return model.forward_from(lam * x + (1 - lam) * x[perm], 0)
+
+
+def mh_library_swapped(model, x, layer, lam, perm):
+    return model.forward_mixed(x, layer, 1 - lam, perm)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (mh_detached_h, "no gradient reaches block\\(s\\) 0, 1"),
+        (mh_features_without_grad, "no gradient reaches block\\(s\\) 0, 1"),
+        (mh_numpy_detour, "no gradient reaches block"),
+        (mh_half_and_half, "half and half"),
+        (mh_partners_only, "partners' forward pass"),
+        (mh_returns_pair, "you returned tuple"),
+        (mh_always_input_mixup, "not the forward pass continued from"),
+        (mh_library_swapped, "weights are swapped"),
+    ],
+)
+def test_mix_hidden_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch03.check_mix_hidden, answer, hint)
+
+
+def fs_swapped_pair(h, labels):
+    return flattening_summary(h, labels)[::-1]
+
+
+def fs_skips_last_class(h, labels):
+    svals = [torch.linalg.svdvals(h[labels == c]) for c in range(int(labels.max()))]
+    return float(torch.stack([s[0] for s in svals]).mean()), float(torch.stack([s[1:].sum() for s in svals]).mean())
+
+
+def fs_per_example(h, labels):
+    svals = [torch.linalg.svdvals(h[labels == c]) / int((labels == c).sum()) for c in labels.unique()]
+    return float(torch.stack([s[0] for s in svals]).mean()), float(torch.stack([s[1:].sum() for s in svals]).mean())
+
+
+def fs_centres_in_place(h, labels):
+    for c in labels.unique():
+        h[labels == c] -= h[labels == c].mean(0)
+    return flattening_summary(h, labels)
+
+
+def fs_normalised(h, labels):
+    svals = [torch.linalg.svdvals(h[labels == c]) for c in labels.unique()]
+    svals = [s / s.sum() for s in svals]
+    return float(torch.stack([s[0] for s in svals]).mean()), float(torch.stack([s[1:].sum() for s in svals]).mean())
+
+
+def fs_numpy(h, labels):
+    hn, yn = h.numpy(), labels.numpy()
+    svals = [np.linalg.svd(hn[yn == c], compute_uv=False) for c in np.unique(yn)]
+    return np.mean([s[0] for s in svals]), np.mean([s[1:].sum() for s in svals])
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (fs_swapped_pair, "wrong order"),
+        (fs_skips_last_class, "left out the last class"),
+        (fs_per_example, "divided the singular values of each class by its number"),
+        (fs_centres_in_place, "changed its argument `h` in place"),
+        (fs_normalised, "matches none of the usual"),
+    ],
+)
+def test_flattening_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch03.check_flattening_summary, answer, hint)
+
+
+def test_flattening_accepts_numpy_scalars():
+    assert ch03.check_flattening_summary(fs_numpy)
+
+
+def sl_numpy_global(eligible, generator):
+    return int(np.random.choice(eligible))
+
+
+def sl_always_first(eligible, generator):
+    return eligible[0]
+
+
+def sl_returns_tuple(eligible, generator):
+    return eligible
+
+
+def sl_float_layer(eligible, generator):
+    return float(sample_layer(eligible, generator))
+
+
+def sl_weighted_by_index(eligible, generator):
+    weights = torch.arange(1, len(eligible) + 1, dtype=torch.float)
+    return eligible[int(torch.multinomial(weights, 1, generator=generator))]
+
+
+def sl_reseeds_global(eligible, generator):
+    torch.manual_seed(0)
+    return eligible[int(torch.randint(len(eligible), (1,)))]
+
+
+def sl_own_generator(eligible, generator):
+    g = torch.Generator().manual_seed(0)
+    return eligible[int(torch.randint(len(eligible), (1,), generator=g))]
+
+
+def sl_uniform_float(eligible, generator):
+    return eligible[int(torch.rand(1, generator=generator) * len(eligible))]
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (sl_numpy_global, "never drew from `generator`"),
+        (sl_always_first, "same layer, 0, on all 3000"),
+        (sl_returns_tuple, "Python int .* not tuple"),
+        (sl_float_layer, "Python int"),
+        (sl_weighted_by_index, "equally likely"),
+        (sl_reseeds_global, "same layer"),
+        (sl_own_generator, "same layer"),
+    ],
+)
+def test_sample_layer_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch03.check_sample_layer, answer, hint)
+
+
+def test_sample_layer_accepts_a_scaled_uniform_draw():
+    assert ch03.check_sample_layer(sl_uniform_float)

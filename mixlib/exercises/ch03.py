@@ -96,15 +96,14 @@ def check_mix_hidden(mix_hidden: Callable) -> Feedback:
                 ("you mixed the outputs (logits) instead of the hidden states at `layer`: mix "
                  "h = model.features(x, layer), then continue with model.forward_from(mixed, layer).",
                  lam_ * plain + (1 - lam_) * plain[perm]),
-                ("you applied perm to both sides, lam * h[perm] + (1 - lam) * h[perm], which is just h[perm]: "
-                 "each example must be mixed with its partner, lam * h + (1 - lam) * h[perm].",
+                ("your output is the partners' forward pass, model(x[perm]), which is also what applying perm to "
+                 "both sides, lam * h[perm] + (1 - lam) * h[perm] = h[perm], gives: each example must be mixed "
+                 "with its partner, lam * h + (1 - lam) * h[perm].",
                  _mix_from(model, x, layer, lam_, perm, both=True).double()),
                 ("the weights are swapped: the example itself gets lam and its partner h[perm] gets 1 - lam.",
                  _mix_from(model, x, layer, lam_, perm, a=1 - lam_).double()),
                 ("you mixed half and half, (h + h[perm]) / 2; the weights are lam for the example and "
                  "1 - lam for its partner h[perm].", _mix_from(model, x, layer, lam_, perm, a=0.5).double()),
-                ("you returned the partners' forward pass, model(x[perm]): the output should come from the "
-                 "MIX lam * h + (1 - lam) * h[perm].", plain[perm]),
             ]
             for off in (-1, 1):
                 k = layer + off
@@ -208,6 +207,12 @@ def _flattening_candidates(h: torch.Tensor, y: torch.Tensor) -> tuple[tuple[floa
          "per class, then the average over classes.", (float(pooled[0]), float(pooled[1:].sum()))),
         ("you weighted the classes by their number of examples; average over classes with equal weight.",
          (weighted, weighted_rest)),
+        ("you left out the last class: range(labels.max()) stops before it. Loop over labels.unique() (or "
+         "range(labels.max() + 1)).", (mean(top[:-1]), mean(rest[:-1]))),
+        ("you divided the singular values of each class by its number of examples; the measure uses the "
+         "singular values of the raw matrix of the class's rows.",
+         (mean([t / n for t, n in zip(top, counts, strict=True)]),
+          mean([r / n for r, n in zip(rest, counts, strict=True)]))),
     ]
     return right, wrong
 
@@ -276,8 +281,13 @@ def _as_layer(value: object) -> int | None:
 def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
            seed: int) -> tuple[list[int] | None, Feedback | None]:
     g = torch.Generator().manual_seed(seed)
+    start = g.get_state()
     out = []
-    for _ in range(n):
+    for i in range(n):
+        if i == 50 and torch.equal(start, g.get_state()) and len(set(out)) > 1:
+            return None, hint("your function never drew from `generator` (its state did not change in 50 calls): "
+                              "draw the position with torch.randint(..., generator=generator), so that the caller "
+                              "controls the randomness.")
         value, problem = call(sample_layer, eligible, g)
         if problem is not None:
             return None, problem
@@ -307,7 +317,12 @@ def check_sample_layer(sample_layer: Callable) -> Feedback:
             return problem
         if draws != again:
             return hint("two equally seeded generators gave different layers: draw with the generator "
-                               "you are given, e.g. torch.randint(..., generator=generator).")
+                        "you are given, e.g. torch.randint(..., generator=generator), and no other source of "
+                        "randomness (not random, numpy or torch's global generator).")
+        if len(eligible) > 1 and len(set(draws)) == 1:
+            return hint(f"with eligible = {eligible} your function returned the same layer, {draws[0]}, on all {n} "
+                        "calls. Draw a new random position on every call, from `generator` itself: do not reseed "
+                        "it and do not create a new generator inside the function.")
         seen = set(draws)
         outside = sorted(seen - set(eligible))
         if outside:
