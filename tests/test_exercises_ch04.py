@@ -262,3 +262,164 @@ def el_monte_carlo(e, alpha):
 )
 def test_expected_loss_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
     assert_rejected(ch04.check_expected_loss, answer, hint)
+
+
+# --- more wrong answers, each with the hint it must get ----------------------------------------------
+
+
+def ft_cross_sign(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    return {**out, "cross_x": -out["cross_x"], "cross_x2": -out["cross_x2"]}
+
+
+def ft_ordinary_sign(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    return {**out, "ordinary_x": -out["ordinary_x"], "ordinary_x2": -out["ordinary_x2"]}
+
+
+def ft_doubled_cross(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    return {**out, "cross_x": 2 * out["cross_x"], "cross_x2": 2 * out["cross_x2"]}
+
+
+def ft_cross_weight_everywhere(e, e2, g, g2, lam):
+    w = lam * (1 - lam)
+    out = four_terms(e, e2, g, g2, lam)
+    return {**out, "ordinary_x": -(w * e[:, None] * g).sum(0), "ordinary_x2": -(w * e2[:, None] * g2).sum(0)}
+
+
+def ft_ordinary_partner_residual(e, e2, g, g2, lam):
+    out = four_terms(e, e2, g, g2, lam)
+    return {**out, "ordinary_x": -(lam**2 * e2[:, None] * g).sum(0),
+            "ordinary_x2": -((1 - lam) ** 2 * e[:, None] * g2).sum(0)}
+
+
+def ft_numpy(e, e2, g, g2, lam):
+    return {k: v.numpy() for k, v in four_terms(e, e2, g, g2, lam).items()}
+
+
+def ft_floats(e, e2, g, g2, lam):
+    return {k: float(v.sum()) for k, v in four_terms(e, e2, g, g2, lam).items()}
+
+
+def ft_mutates_g(e, e2, g, g2, lam):
+    g *= lam
+    return four_terms(e, e2, g / lam, g2, lam)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (ft_cross_sign, "cross terms have the wrong sign"),
+        (ft_ordinary_sign, "ordinary terms have the wrong sign"),
+        (ft_doubled_cross, "cross terms are doubled"),
+        (ft_cross_weight_everywhere, "weighted by lam \\(1-lam\\), the cross terms' weight"),
+        (ft_ordinary_partner_residual, "ordinary terms use the partner's residual"),
+        (ft_floats, "ordinary_x should be a tensor, but you returned float"),
+        (ft_mutates_g, "changed its argument `g` in place"),
+    ],
+)
+def test_four_terms_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch04.check_four_terms, answer, hint)
+
+
+def test_four_terms_accepts_numpy_arrays():
+    assert ch04.check_four_terms(ft_numpy)
+
+
+def c_alpha_plus_one(alpha):
+    return 0.25 - 1 / (4 * (alpha + 1))
+
+
+def c_numerator_one(alpha):
+    return 1 / (2 * (2 * alpha + 1))
+
+
+def c_denominator_alpha_plus_one(alpha):
+    return alpha / (2 * (alpha + 1))
+
+
+def c_string(alpha):
+    return f"{alpha / (2 * (2 * alpha + 1))}"
+
+
+def c_rounded(alpha):
+    return round(alpha / (2 * (2 * alpha + 1)), 2)
+
+
+def c_torch_beta_sample(alpha):
+    g = torch.Generator().manual_seed(1)
+    a = torch._standard_gamma(torch.full((50_000,), float(alpha)), generator=g)
+    b = torch._standard_gamma(torch.full((50_000,), float(alpha)), generator=g)
+    lam = a / (a + b)
+    return (lam * (1 - lam)).mean()
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (c_alpha_plus_one, "not alpha \\+ 1"),
+        (c_numerator_one, "the numerator is alpha"),
+        (c_denominator_alpha_plus_one, "the denominator has 2 alpha \\+ 1"),
+        (c_string, "should be a number, but you returned str"),
+        (c_rounded, "close to but not exactly"),
+        (c_torch_beta_sample, "Monte Carlo estimate"),
+    ],
+)
+def test_mixing_constant_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch04.check_mixing_constant, answer, hint)
+
+
+def test_mixing_constant_accepts_numpy_and_zero_d_tensors():
+    assert ch04.check_mixing_constant(lambda a: np.float64(c_of(a)))
+    assert ch04.check_mixing_constant(lambda a: torch.tensor(c_of(a), dtype=torch.float64))
+
+
+def el_penalty_not_squared(e, alpha):
+    c = c_of(alpha)
+    return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean())
+
+
+def el_variance_penalty(e, alpha):
+    c = c_of(alpha)
+    return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.var(unbiased=False))
+
+
+def el_minus_penalty(e, alpha):
+    c = c_of(alpha)
+    return float((1 - 2 * c) * e.pow(2).mean() / 2 - c * e.mean() ** 2)
+
+
+def el_two_c(e, alpha):
+    c = c_of(alpha)
+    return float((1 - 2 * c) * e.pow(2).mean() / 2 + 2 * c * e.mean() ** 2)
+
+
+def el_mutates(e, alpha):
+    value = expected_loss(e, alpha)
+    e.pow_(2)
+    return value
+
+
+def el_tensor_with_grad(e, alpha):
+    e = e.clone().requires_grad_(True)
+    c = c_of(alpha)
+    return (1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean() ** 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (el_penalty_not_squared, "SQUARED mean residual"),
+        (el_variance_penalty, "not on the variance"),
+        (el_minus_penalty, "ADD c mean\\(e\\)\\^2"),
+        (el_two_c, "not 2c mean\\(e\\)\\^2"),
+        (el_mutates, "changed its argument `residuals` in place"),
+    ],
+)
+def test_expected_loss_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch04.check_expected_loss, answer, hint)
+
+
+def test_expected_loss_accepts_a_tensor_that_carries_gradients():
+    assert ch04.check_expected_loss(el_tensor_with_grad)
