@@ -241,3 +241,171 @@ def test_mixup_losses_checker_rejects_typical_mistakes(answer, hint):
 def test_mixed_outputs_mistake_is_named_only_where_it_matters():
     feedback = ch05.check_mixup_losses(losses_mixed_outputs)
     assert "nonlinear" in feedback.message
+
+
+# --- more wrong answers, each with the hint it must get ----------------------------------------------
+
+
+def ce_assigned_target(logits, logits2, label, label2, lam):
+    target = torch.zeros(len(logits), dtype=torch.float64)
+    target[label] = lam
+    target[label2] = 1 - lam  # overwrites when label == label2
+    return float(-(target * torch.log_softmax(lam * logits + (1 - lam) * logits2, 0)).sum())
+
+
+def ce_added_target(logits, logits2, label, label2, lam):
+    target = torch.zeros(len(logits), dtype=torch.float64)
+    target[label] += lam
+    target[label2] += 1 - lam
+    return float(-(target * torch.log_softmax(lam * logits + (1 - lam) * logits2, 0)).sum())
+
+
+def ce_mean_over_classes(logits, logits2, label, label2, lam):
+    return mixed_logit_ce(logits, logits2, label, label2, lam) / len(logits)
+
+
+def ce_no_minus(logits, logits2, label, label2, lam):
+    return -mixed_logit_ce(logits, logits2, label, label2, lam)
+
+
+def ce_lam_for_both_labels(logits, logits2, label, label2, lam):
+    log_p = torch.log_softmax(lam * logits + (1 - lam) * logits2, dim=0)
+    return float(-(lam * log_p[label] + lam * log_p[label2]))
+
+
+def ce_probabilities_not_logs(logits, logits2, label, label2, lam):
+    p = torch.softmax(lam * logits + (1 - lam) * logits2, dim=0)
+    return float(-(lam * p[label] + (1 - lam) * p[label2]))
+
+
+def ce_in_place_mix(logits, logits2, label, label2, lam):
+    logits.mul_(lam).add_((1 - lam) * logits2)
+    log_p = torch.log_softmax(logits, 0)
+    return float(-(lam * log_p[label] + (1 - lam) * log_p[label2]))
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (ce_assigned_target, "when label == label2"),
+        (ce_mean_over_classes, "SUMS target \\* log-probability over the classes"),
+        (ce_no_minus, "the sign is missing"),
+        (ce_lam_for_both_labels, "both labels got weight lam"),
+        (ce_probabilities_not_logs, "weighted the probabilities, not the log-probabilities"),
+        (ce_in_place_mix, "changed its argument `logits` in place"),
+    ],
+)
+def test_mixed_logit_ce_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch05.check_mixed_logit_ce, answer, hint)
+
+
+def test_mixed_logit_ce_has_a_same_class_pair_and_accepts_added_weights():
+    assert any(a == b for _, _, a, b, _ in ch05._mixed_ce_inputs())
+    assert ch05.check_mixed_logit_ce(ce_added_target)
+
+
+def scale_log10(lam):
+    return math.log10(lam / (1 - lam)) / (2 * lam - 1)
+
+
+def scale_odds(lam):
+    return lam / (1 - lam)
+
+
+def scale_log_lam(lam):
+    return math.log(lam) / (2 * lam - 1)
+
+
+def scale_one_minus_lam(lam):
+    return math.log(lam / (1 - lam)) / (1 - lam)
+
+
+def scale_inverted_log(lam):
+    return math.log((1 - lam) / lam) / (2 * lam - 1)
+
+
+def scale_coarse_grid(lam):
+    s = torch.linspace(0.5, 20, 40, dtype=torch.float64)
+    m = (2 * lam - 1) * s
+    loss = lam * torch.nn.functional.softplus(-m) + (1 - lam) * torch.nn.functional.softplus(m)
+    return float(s[loss.argmin()])
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (scale_log10, "not log10"),
+        (scale_odds, "returned the odds"),
+        (scale_log_lam, "not of lam alone"),
+        (scale_one_minus_lam, "divide the best margin by \\(2 lam - 1\\)"),
+        (scale_inverted_log, "wrong sign"),
+        (scale_coarse_grid, "matches none of the usual mistakes"),
+    ],
+)
+def test_best_scale_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch05.check_best_scale, answer, hint)
+
+
+def losses_abs(features, head, x, y, lam, perm):
+    target = lam * y + (1 - lam) * y[perm]
+    with torch.no_grad():
+        pred_in = head(features(lam * x + (1 - lam) * x[perm]))[:, 0]
+        z = features(x)
+        pred_mm = head(lam * z + (1 - lam) * z[perm])[:, 0]
+    return float(0.5 * (target - pred_in).abs().mean()), float(0.5 * (target - pred_mm).abs().mean())
+
+
+def losses_no_perm(features, head, x, y, lam, perm):
+    target = lam * y + (1 - lam) * y[perm]
+    with torch.no_grad():
+        pred_in = head(features(lam * x + (1 - lam) * x))[:, 0]
+        z = features(x)
+        pred_mm = head(lam * z + (1 - lam) * z)[:, 0]
+    return float(0.5 * ((target - pred_in) ** 2).mean()), float(0.5 * ((target - pred_mm) ** 2).mean())
+
+
+def losses_nothing_mixed(features, head, x, y, lam, perm):
+    with torch.no_grad():
+        pred = head(features(x))[:, 0]
+    loss = float(0.5 * ((y - pred) ** 2).mean())
+    return loss, loss
+
+
+def losses_as_tensor_pair(features, head, x, y, lam, perm):
+    return torch.tensor(mixup_losses(features, head, x, y, lam, perm))
+
+
+def losses_trains_the_head(features, head, x, y, lam, perm):
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    loss_in, loss_mm = mixup_losses_tensors(features, head, x, y, lam, perm)
+    (loss_in + loss_mm).backward()
+    opt.step()
+    return float(loss_in.detach()), float(loss_mm.detach())
+
+
+def losses_mse_loss(features, head, x, y, lam, perm):
+    target = lam * y + (1 - lam) * y[perm]
+    with torch.no_grad():
+        pred_in = head(features(lam * x + (1 - lam) * x[perm]))[:, 0]
+        z = features(x)
+        pred_mm = head(lam * z + (1 - lam) * z[perm])[:, 0]
+    mse = torch.nn.functional.mse_loss
+    return float(mse(pred_in, target)), float(mse(pred_mm, target))
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (losses_abs, "absolute error"),
+        (losses_no_perm, "mixing x with x\\[perm\\] .* is missing"),
+        (losses_nothing_mixed, "nothing was mixed"),
+        (losses_trains_the_head, "changed the parameters of `head`"),
+        (losses_mse_loss, "factor 1/2 is missing"),
+    ],
+)
+def test_mixup_losses_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch05.check_mixup_losses, answer, hint)
+
+
+def test_mixup_losses_accepts_a_tensor_of_two_losses():
+    assert ch05.check_mixup_losses(losses_as_tensor_pair)
