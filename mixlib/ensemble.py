@@ -7,7 +7,7 @@ products costs little more than one.
 
 Nothing about the training changes. Each member keeps its own initial weights, its own
 mini-batch order and its own mixing weight, pairing and mixing layer, drawn from its own
-generator in the order :func:`mixlib.train.fit` draws them (:func:`mixlib.train.draw`). The
+generators in the order :func:`mixlib.train.fit` draws them (:func:`mixlib.train.draw`). The
 loss is the *sum* of the members' batch-mean losses, so the gradient that reaches member
 ``k``'s weights is exactly the gradient of its own loss; and Adam (weight decay included) is
 elementwise, so one Adam over the stacked weights is K independent Adams. Model ``k`` therefore
@@ -34,6 +34,7 @@ from .train import (
     check_seed,
     criterion,
     draw,
+    generators_for,
     prepare_run,
     soft_targets,
     terms_loss,
@@ -197,16 +198,16 @@ def fit_ensemble(
     regression = recipe.num_classes is None
     stack = _Stack(models)
     optimizer = adam_with_zero_grads(stack.parameters(), run)
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    streams = [generators_for(s) for s in seeds]  # (shuffle, mixing) per member, as in fit
     histories = [History() for _ in models]
     n = run.x.shape[0]
     bar = tqdm(range(1, run.epochs + 1), desc=f"{recipe.method} x{len(models)}", disable=not run.show, leave=False)
     for epoch in bar:
-        orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(run.device)
+        orders = torch.stack([torch.randperm(n, generator=shuffle) for shuffle, _ in streams]).to(run.device)
         total = torch.zeros(len(models), dtype=torch.float64, device=run.device)
         for start in range(0, n, run.batch_size):
             idx = orders[:, start : start + run.batch_size]
-            draws = [draw(recipe, idx.shape[1], g) for g in generators]
+            draws = [draw(recipe, idx.shape[1], mixing) for _, mixing in streams]
             losses = _member_losses(stack, run.x[idx], run.y[idx], recipe, draws)
             optimizer.zero_grad(set_to_none=False)
             losses.sum().backward()  # member k's weights get the gradient of its own loss only

@@ -322,6 +322,7 @@ def compare_methods(
     keep_models: bool = True,
     device: torch.device | str | None = None,
     vectorize: bool = True,
+    track_test: bool = False,
     **fit_kwargs: Any,
 ) -> Comparison:
     """Train ``build()`` with each method and seed, and measure every trained model.
@@ -350,6 +351,8 @@ def compare_methods(
         device: Where to train (default: where ``build()`` puts the model).
         vectorize: Train the seeds of a method as one ensemble when possible (``False`` forces
             one :func:`~mixlib.train.fit` call per seed).
+        track_test: Record the test metric in the histories at every evaluation (pass
+            ``eval_every`` too), for learning curves; the test set never influences training.
         **fit_kwargs: Passed to :func:`~mixlib.train.fit` for every run (``epochs``,
             ``batch_size``, ``lr``, ...), except the arguments set here (``method``,
             ``alpha``, ``seed``, the data).
@@ -387,6 +390,10 @@ def compare_methods(
     fit_kwargs.setdefault("progress", False)
     if device is not None:
         fit_kwargs["device"] = device
+    if not isinstance(track_test, bool):
+        raise TypeError(f"track_test must be True or False, got {type(track_test).__name__}")
+    if track_test:
+        fit_kwargs.update(x_test=data.x_test, y_test=data.y_test)
 
     result = Comparison()
     for name, spec in methods.items():

@@ -275,7 +275,8 @@ def terms_loss(
       :math:`\lambda(1-\lambda)\|\bar e\|^2` (a penalty on the batch's mean residual);
     - ``"noise"``: ``"mean"`` plus :math:`\lambda(1-\lambda)\, e_i\cdot\xi_i` with a detached Gaussian
       :math:`\xi_i` whose covariance, twice the batch covariance of the residuals, matches that of
-      the partner residuals the cross terms put in front of example :math:`i`'s gradient.
+      the partner residuals :math:`e_{\pi(i)} + e_{\pi^{-1}(i)}` the cross terms put in front of
+      example :math:`i`'s gradient, and which, like their fluctuation, sums to zero over the batch.
 
     Args:
         out: unmixed outputs ``(..., B, C)``.
@@ -297,8 +298,13 @@ def terms_loss(
     mean_part = ordinary + lam0 * (1 - lam0) * e.mean(-2).pow(2).sum(-1)
     if terms == "mean":
         return mean_part
+    if batch == 1:  # one example has no partner but itself: the cross term is its mean
+        return mean_part
     centred = (e - e.mean(-2, keepdim=True)).detach()
     xi = math.sqrt(2.0 / batch) * noise.to(e.dtype) @ centred  # Cov(xi_i) = 2 (centred^T centred) / B
+    # Like the real fluctuations, which sum to zero over the batch (so none reaches the head's bias):
+    # centre over the batch, and rescale to keep each xi_i's covariance.
+    xi = (xi - xi.mean(-2, keepdim=True)) * math.sqrt(batch / (batch - 1))
     return mean_part + (lam * (1 - lam) * (e * xi).sum(-1)).mean(-1)
 
 
@@ -362,6 +368,17 @@ def _output_width(model: nn.Module, x: torch.Tensor) -> int:
     if out.dim() != 2:
         raise ValueError(f"for class labels the model must return logits of shape (n, classes), got {tuple(out.shape)}")
     return out.shape[1]
+
+
+def generators_for(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """Two CPU generators for one training run: the mini-batch order, and the mixing draws.
+
+    Separate streams keep runs with the same seed paired: ERM, which draws nothing for mixing,
+    and any mixing method see the same sequence of mini-batches in every epoch.
+    """
+    shuffle = torch.Generator().manual_seed(seed)
+    mixing = torch.Generator().manual_seed((seed + 0x9E3779B97F4A7C15) % 2**64)  # a distinct, fixed stream
+    return shuffle, mixing
 
 
 def check_seed(seed: object, name: str = "seed") -> int:
@@ -567,8 +584,10 @@ def fit(
         batch_size: examples per mini-batch.
         lr: Adam's learning rate.
         weight_decay: Adam's (L2) weight decay.
-        seed: seeds the shuffling, the mixing weights, the pairings and the layer choice.
-            The model's initial weights are the caller's business (seed before building it).
+        seed: seeds the shuffling and, from a second stream, the mixing weights, pairings and
+            layer choices (so every method sees the same mini-batches for a given seed; see
+            :func:`generators_for`). The model's initial weights are the caller's business (seed
+            before building it).
         x_test: optional held-out inputs, evaluated every ``eval_every`` epochs.
         y_test: their targets.
         loss_fn: replaces the built-in loss: ``loss_fn(model, x_batch, y_batch, generator)``
@@ -588,18 +607,18 @@ def fit(
                       layers=layers, block_grad=block_grad, terms=terms, epochs=epochs, batch_size=batch_size,
                       lr=lr, weight_decay=weight_decay, x_test=x_test, y_test=y_test, eval_every=eval_every,
                       progress=progress, device=device)
-    generator = torch.Generator().manual_seed(seed)
+    shuffle, mixing = generators_for(seed)
     optimizer = adam_with_zero_grads(list(model.parameters()), run)
     history = History()
     bar = tqdm(range(1, run.epochs + 1), desc=method, disable=not run.show, leave=False)
     for epoch in bar:
         model.train()
         total, count = 0.0, 0
-        for xb, yb in batches(run.x, run.y, run.batch_size, generator):
+        for xb, yb in batches(run.x, run.y, run.batch_size, shuffle):
             if loss_fn is None:
-                loss_value = recipe_loss(model, xb, yb, run.recipe, draw(run.recipe, xb.shape[0], generator))
+                loss_value = recipe_loss(model, xb, yb, run.recipe, draw(run.recipe, xb.shape[0], mixing))
             else:
-                loss_value = loss_fn(model, xb, yb, generator)
+                loss_value = loss_fn(model, xb, yb, mixing)
                 if not isinstance(loss_value, torch.Tensor) or loss_value.numel() != 1:
                     raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss_value).__name__}")
             optimizer.zero_grad(set_to_none=False)  # see adam_with_zero_grads

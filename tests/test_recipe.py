@@ -85,8 +85,17 @@ def test_terms_add_up_and_mean_is_the_average_over_pairings():
     e = torch.randn(50, 2) @ torch.tensor([[1.0, 0.5], [0.0, 2.0]])
     centred = e - e.mean(0)
     xi = torch.stack([math.sqrt(2 / 50) * torch.randn(50, 50, generator=g) @ centred for _ in range(400)])
+    xi = (xi - xi.mean(1, keepdim=True)) * math.sqrt(50 / 49)  # as terms_loss: no noise on the batch sum
+    assert torch.allclose(xi.sum(1), torch.zeros(400, 2), atol=1e-4)
     second_moment = torch.einsum("dbi,dbj->ij", xi, xi) / (400 * 50)
     assert torch.allclose(second_moment, 2 * centred.T @ centred / 50, rtol=0.1, atol=0.05)
+    # the loss's gradient on the outputs: its noise part sums to zero over the batch, like the real cross terms
+    out = torch.zeros(6, 3, requires_grad=True)
+    noisy = terms_loss(out, target, lam, rows, "noise", torch.randn(6, 6, generator=g))
+    mean = terms_loss(out, target, lam, rows, "mean", None)
+    (g_noise,), (g_mean,) = torch.autograd.grad(noisy, out), torch.autograd.grad(mean, out)
+    assert torch.allclose((g_noise - g_mean).sum(0), torch.zeros(3), atol=1e-6)
+    assert not torch.allclose(g_noise, g_mean)
 
 
 def test_recipe_rejects_inconsistent_options():
@@ -237,3 +246,19 @@ def test_temperature_for_confidence_matches_the_target_and_keeps_predictions():
         metrics.temperature_for_confidence(logits, 0.1)  # below 1/C
     with pytest.raises(ValueError, match="logits"):
         metrics.temperature_for_confidence(logits[:, :1], 0.5)
+
+
+def test_methods_with_one_seed_see_the_same_mini_batches_in_every_epoch():
+    data = mixlib.two_moons(n=60, seed=0)
+    seen = {}
+    for method in ("erm", "input", "manifold"):
+        batches = []
+
+        def loss_fn(model, x, y, generator, batches=batches, method=method):
+            batches.append(x.clone())
+            return mixed_loss(model, x, y, method=method, alpha=1.0, generator=generator)
+
+        mixlib.seed_everything(0)
+        fit(mixlib.mlp(2, [4], 2), data.x_train, data.y_train, epochs=3, batch_size=8, seed=5, loss_fn=loss_fn)
+        seen[method] = torch.cat(batches)
+    assert torch.equal(seen["erm"], seen["input"]) and torch.equal(seen["erm"], seen["manifold"])
