@@ -51,6 +51,7 @@ __all__ = [
     "train_interpolators",
     "train_routes",
     "measure_members",
+    "chord_pairs",
     "compare_routes",
 ]
 
@@ -732,6 +733,30 @@ def measure_members(net: EnsembleMLP, data: Split, pairs: torch.Tensor, n_bins: 
     return rows
 
 
+def chord_pairs(n: int, n_pairs: int, seed: int = 7) -> torch.Tensor:
+    """The ``n_pairs`` index pairs into a set of ``n`` examples that :func:`compare_routes` measures chords on.
+
+    A random permutation of ``range(n)`` (from ``seed``) is read from both ends: pair ``i`` joins
+    its ``i``-th first and ``i``-th last entries, so no index appears twice.
+
+    Args:
+        n: Number of examples (the test set's size).
+        n_pairs: Number of pairs, at most ``n // 2``.
+        seed: Seed of the permutation.
+
+    Returns:
+        An int64 tensor of shape ``(n_pairs, 2)`` on the CPU.
+    """
+    n = check_positive_int("n", n)
+    n_pairs = check_positive_int("n_pairs", n_pairs)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if n_pairs > n // 2:
+        raise ValueError(f"n_pairs must be at most half the test set, {n // 2}, got {n_pairs}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return torch.stack([order[:n_pairs], order.flip(0)[:n_pairs]], dim=1)
+
+
 def compare_routes(
     regimes: dict[str, Split],
     seeds: Sequence[int],
@@ -758,7 +783,7 @@ def compare_routes(
         hidden: Hidden widths of the classifier.
         trajectories: For ``"linearize"``; see :func:`train_routes`.
         interpolator: For ``"interpolate"``: one member per seed (it is repeated per regime).
-        n_pairs: Test pairs (drawn once, with a fixed seed) for the chord measure.
+        n_pairs: Test pairs for the chord measure (:func:`chord_pairs`, with its fixed seed).
 
     Returns:
         ``{regime: Comparison}``: one row per route and seed, with ``"method"`` (the display
@@ -778,14 +803,10 @@ def compare_routes(
         if route not in ROUTES:
             raise ValueError(f"routes[{name!r}] must be one of {ROUTES}, got {route!r}")
     first = splits[0]
-    n_pairs = check_positive_int("n_pairs", n_pairs)
-    if n_pairs > len(first.x_test) // 2:
-        raise ValueError(f"n_pairs must be at most half the test set, {len(first.x_test) // 2}, got {n_pairs}")
+    pairs = chord_pairs(len(first.x_test), n_pairs).to(first.x_test.device)
     labels = torch.cat([split.y_train.expand(len(seeds), -1) for split in splits])
     member_seeds = seeds * len(splits)
     tiled = interpolator.repeat(len(splits)) if interpolator is not None else None
-    pairs = torch.randperm(len(first.x_test), generator=torch.Generator().manual_seed(7))
-    pairs = torch.stack([pairs[:n_pairs], pairs.flip(0)[:n_pairs]], dim=1).to(first.x_test.device)
     out = {name: Comparison() for name in regimes}
     for display, route in routes.items():
         net, _, _ = train_routes(route, first.x_train, labels, member_seeds, config=config, hidden=hidden,

@@ -313,3 +313,18 @@ def test_bad_arguments_get_errors_that_name_them():
         fl.train_interpolators(xs, [0], consistency=-1.0)
     with pytest.raises(ValueError, match="n_bins"):
         fl.measure_members(net, Split(xs, ys, xs, ys, 10), torch.tensor([[0, 1]]), n_bins=0)
+
+
+def test_chord_pairs_are_fixed_disjoint_and_checked():
+    pairs = fl.chord_pairs(540, 200)
+    assert pairs.shape == (200, 2) and pairs.dtype == torch.long
+    assert len(torch.unique(pairs)) == 400 and int(pairs.min()) >= 0 and int(pairs.max()) < 540
+    assert torch.equal(pairs, fl.chord_pairs(540, 200))
+    assert not torch.equal(pairs, fl.chord_pairs(540, 200, seed=8))
+    assert len(torch.unique(fl.chord_pairs(7, 3))) == 6
+    with pytest.raises(ValueError, match="n_pairs"):
+        fl.chord_pairs(10, 6)
+    with pytest.raises(TypeError, match="n_pairs"):
+        fl.chord_pairs(10, 2.0)
+    with pytest.raises(ValueError, match="seed"):
+        fl.chord_pairs(10, 2, seed=-1)
