@@ -386,7 +386,7 @@ def sl_uniform_float(eligible, generator):
     ("answer", "hint"),
     [
         (sl_numpy_global, "never drew from `generator`"),
-        (sl_always_first, "same layer, 0, on all 3000"),
+        (sl_always_first, "same layer, 0, on all of the first 200 calls"),
         (sl_returns_tuple, "Python int .* not tuple"),
         (sl_float_layer, "Python int"),
         (sl_weighted_by_index, "equally likely"),

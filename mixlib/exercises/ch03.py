@@ -284,6 +284,8 @@ def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
     start = g.get_state()
     out = []
     for i in range(n):
+        if i == 200 and len(eligible) > 1 and len(set(out)) == 1:
+            return None, _same_layer_hint(eligible, out[0], i)
         if i == 50 and torch.equal(start, g.get_state()) and len(set(out)) > 1:
             return None, hint("your function never drew from `generator` (its state did not change in 50 calls): "
                               "draw the position with torch.randint(..., generator=generator), so that the caller "
@@ -297,6 +299,12 @@ def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
                               f"{value!r}.")
         out.append(layer)
     return out, None
+
+
+def _same_layer_hint(eligible: tuple[int, ...], layer: int, n: int) -> Feedback:
+    return hint(f"with eligible = {eligible} your function returned the same layer, {layer}, on all of the first "
+                f"{n} calls. Draw a new random position on every call, from `generator` itself: do not reseed it "
+                "and do not create a new generator inside the function.")
 
 
 @checker("sample_layer(eligible, generator)")
@@ -319,10 +327,7 @@ def check_sample_layer(sample_layer: Callable) -> Feedback:
             return hint("two equally seeded generators gave different layers: draw with the generator "
                         "you are given, e.g. torch.randint(..., generator=generator), and no other source of "
                         "randomness (not random, numpy or torch's global generator).")
-        if len(eligible) > 1 and len(set(draws)) == 1:
-            return hint(f"with eligible = {eligible} your function returned the same layer, {draws[0]}, on all {n} "
-                        "calls. Draw a new random position on every call, from `generator` itself: do not reseed "
-                        "it and do not create a new generator inside the function.")
+
         seen = set(draws)
         outside = sorted(seen - set(eligible))
         if outside:
