@@ -359,7 +359,7 @@ def c_torch_beta_sample(alpha):
     ("answer", "hint"),
     [
         (c_alpha_plus_one, "not alpha \\+ 1"),
-        (c_numerator_one, "the numerator is alpha"),
+        (c_numerator_one, "your numerator is 1"),
         (c_denominator_alpha_plus_one, "the denominator has 2 alpha \\+ 1"),
         (c_string, "should be a number, but you returned str"),
         (c_rounded, "close to but not exactly"),

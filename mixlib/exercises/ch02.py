@@ -333,9 +333,9 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             (values[1], var, {
                 "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1)); with a = b = alpha the last factor "
                 "is 2 alpha + 1, not alpha + 1.": 1 / (4 * (alpha + 1)),
-                "you lost the factor a b / (a + b)^2 = 1/4: the variance is 1 / (4 (2 alpha + 1)).":
+                "you lost the factor a b / (a + b)^2 of the variance of Beta(a, b), which is 1/4 when a = b.":
                     1 / (2 * alpha + 1),
-                "that is the standard deviation; the variance is its square, 1 / (4 (2 alpha + 1)).":
+                "that is the standard deviation; the variance is its square.":
                     math.sqrt(var),
                 "1/12 is the variance of the uniform distribution, Beta(1, 1) only; it depends on alpha.": 1 / 12,
                 "you returned E[lam (1 - lam)] in place of the variance.": cross,

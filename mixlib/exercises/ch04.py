@@ -166,12 +166,13 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
             "you returned 1/4 + Var(lam), which is E[lam^2]. Subtract instead: E[lam (1-lam)] = "
             "E[lam] - E[lam^2] = 1/2 - (1/4 + Var(lam)) = 1/4 - Var(lam).": 0.25 + var,
             "you returned Var(lam) itself; c = 1/4 - Var(lam).": var,
-            "you are missing a factor 1/2: c = alpha / (2 (2 alpha + 1)).": alpha / (2 * alpha + 1),
+            "you are missing a factor 1/2 (yours is twice the right value).": alpha / (2 * alpha + 1),
             "check the variance of Beta(a, b): a b / ((a + b)^2 (a + b + 1)) (you seem to have dropped "
             "the +1).": 0.25 - 1 / (8 * alpha),
             "check the variance of Beta(alpha, alpha): its last factor is a + b + 1 = 2 alpha + 1, not "
             "alpha + 1.": 0.25 - 1 / (4 * (alpha + 1)),
-            "the numerator is alpha: c = alpha / (2 (2 alpha + 1)), not 1 / (2 (2 alpha + 1)).":
+            "your numerator is 1 where it should depend on alpha: redo 1/4 - Var(lam) over a common "
+            "denominator.":
                 1 / (2 * (2 * alpha + 1)),
             "the denominator has 2 alpha + 1 (that is a + b + 1 with a = b = alpha), not alpha + 1.":
                 alpha / (2 * (alpha + 1)),
