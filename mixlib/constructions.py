@@ -135,6 +135,8 @@ def commuting_gap(head: nn.Module, u: torch.Tensor, v: torch.Tensor, lam: Lam) -
     Returns:
         The gap, shaped like ``head(u)``.
     """
+    if not callable(head):
+        raise TypeError(f"head must be a callable module, got {type(head).__name__}")
     u, v = check_tensor("u", u, min_dim=1), check_tensor("v", v, min_dim=1)
     batch = check_same_batch(u=u, v=v)
     if u.shape != v.shape:
@@ -194,6 +196,8 @@ def linearised_gradient_terms(
 
 def _rows(h: object) -> torch.Tensor:
     h = check_tensor("h", h, min_dim=2)
+    if h.shape[0] == 0:
+        raise ValueError("h must hold at least one representation, got an empty tensor")
     return h.detach().reshape(h.shape[0], -1)
 
 
@@ -300,6 +304,8 @@ def nearest_distance(
     if points.dim() != 2 or reference.dim() != 2 or points.shape[1] != reference.shape[1]:
         raise ValueError(f"points and reference must have shapes (Q, d) and (N, d), "
                          f"got {tuple(points.shape)} and {tuple(reference.shape)}")
+    if len(reference) == 0:
+        raise ValueError("reference must hold at least one point")
     dist = torch.cdist(points.double(), reference.double())
     if allowed is not None:
         if not isinstance(allowed, torch.Tensor) or allowed.dtype != torch.bool:

@@ -52,6 +52,8 @@ def class_singular_values(h: torch.Tensor, labels: torch.Tensor, center: bool = 
     h = check_tensor("h", h, min_dim=1)
     labels = _check_labels("labels", labels)
     check_same_batch(h=h, labels=labels)
+    if not isinstance(center, bool):
+        raise TypeError(f"center must be True or False, got {center!r}")
     rows = h.detach().reshape(h.shape[0], -1)
     result = {}
     for c in torch.unique(labels).tolist():
@@ -163,6 +165,8 @@ def chord_outputs(
         ``(ts, outputs)``: ``ts`` of shape ``(n_points,)`` and ``outputs`` of shape
         ``(n_points, B, ...)``, where ``outputs[j, i]`` is the output at ``ts[j] * x[i] + (1 - ts[j]) * x2[i]``.
     """
+    if not callable(model):
+        raise TypeError(f"model must be a callable network (an nn.Module), got {type(model).__name__}")
     x, x2 = check_tensor("x", x, min_dim=1), check_tensor("x2", x2, min_dim=1)
     batch = check_same_batch(x=x, x2=x2)
     if x.shape != x2.shape:

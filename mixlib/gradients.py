@@ -130,9 +130,19 @@ def four_terms(
     to ``(B,)`` or ``(B, 1)`` outputs and is held fixed. Arguments and result as in
     :func:`gradient_terms`.
     """
+    if not isinstance(features, nn.Module):
+        raise TypeError(f"features must be an nn.Module, got {type(features).__name__}")
+    if not callable(head_fn):
+        raise TypeError(f"head_fn must be callable (for example an nn.Linear), got {type(head_fn).__name__}")
     x, x2 = check_tensor("x", x, min_dim=1), check_tensor("x2", x2, min_dim=1)
     y, y2 = check_tensor("y", y, min_dim=1), check_tensor("y2", y2, min_dim=1)
     batch = check_same_batch(x=x, x2=x2, y=y, y2=y2)
+    dtypes = {p.dtype for p in features.parameters() if p.is_floating_point()}
+    for name, t in (("x", x), ("x2", x2)):
+        if dtypes and t.dtype not in dtypes:
+            want = next(iter(dtypes))
+            raise TypeError(f"{name} has dtype {t.dtype} but the parameters of features are {want}; "
+                            f"convert it with {name}.to({want})")
     y, y2 = _check_target("y", y, batch), _check_target("y2", y2, batch)
     lam = _check_lam_shape(lam, batch)
     if isinstance(lam, torch.Tensor):  # drawn on the CPU, perhaps; the data may be elsewhere
@@ -148,12 +158,19 @@ def four_terms(
         return functional_call(features, theta, (inputs,))
 
     def G(z: torch.Tensor) -> torch.Tensor:
-        out = head_fn(z)
+        try:
+            out = head_fn(z)
+        except RuntimeError as problem:
+            raise ValueError(f"head_fn cannot be applied to features of shape {tuple(z.shape)}: {problem}") from None
         if out.shape not in ((batch,), (batch, 1)):
             raise ValueError(f"head must return one output per example, got shape {tuple(out.shape)}")
         return out.reshape(batch)
 
-    z, z2 = F(x), F(x2)
+    try:
+        z, z2 = F(x), F(x2)
+    except RuntimeError as problem:  # a shape that does not fit the network: say which input
+        raise ValueError(f"features cannot be applied to x of shape {tuple(x.shape)} and x2 of shape "
+                         f"{tuple(x2.shape)}: {problem}") from None
     lam_z = lam.unsqueeze(-1) if isinstance(lam, torch.Tensor) else lam
 
     def flat_grad(output: torch.Tensor, cotangent: torch.Tensor | None = None) -> torch.Tensor:
