@@ -29,9 +29,10 @@ from ._checks import check_positive, check_positive_int, check_tensor
 from .metrics import grid, probabilities
 
 __all__ = [
-    "INLINE_FORMAT", "MAX_WIDTH", "MIN_FONT_PT", "PALETTE", "STYLE", "decision_boundary", "figure",
+    "INLINE_FORMAT", "MAX_WIDTH", "MIN_FONT_PT", "PALETTE", "STYLE", "decision_boundary", "figure", "forest",
     "representation_scatter", "shared_colorbar", "singular_value_spectra", "use_style",
 ]
+# (``__all__`` also decides what the API page documents: add every new public function here.)
 
 #: Okabe–Ito colours, safe for the common forms of colour blindness.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
