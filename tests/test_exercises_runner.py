@@ -379,7 +379,7 @@ def test_a_python_int_is_a_number():
 @pytest.mark.parametrize(
     ("value", "hint"),
     [(True, "truth value"), ("0.5", "should be a number, but you returned str"), (1j, "returned complex"),
-     (torch.ones(3), "single number"), (np.ones((2, 2)), "shape \\(2, 2\\)"), (float("nan"), "nan")],
+     (torch.ones(3), "single number"), (np.ones((2, 2)), "an array of shape \\(2, 2\\)"), (float("nan"), "nan")],
 )
 def test_things_that_are_not_numbers_get_a_hint(value, hint):
     assert_rejected(ch05.check_best_scale, lambda lam: value, hint)

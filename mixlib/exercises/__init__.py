@@ -702,7 +702,8 @@ def as_float(value: Any, what: str) -> tuple[float | None, Feedback | None]:
         shape = tuple(value.shape)
         size = value.numel() if isinstance(value, torch.Tensor) else value.size
         if size != 1:
-            return None, hint(f"{what} should be a single number, but you returned an array of shape {shape}. "
+            kind = "a tensor" if isinstance(value, torch.Tensor) else "an array"
+            return None, hint(f"{what} should be a single number, but you returned {kind} of shape {shape}. "
                               "Did you forget to average (or to sum) over it?")
         is_complex = value.is_complex() if isinstance(value, torch.Tensor) else np.iscomplexobj(value)
         if is_complex:
