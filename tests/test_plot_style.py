@@ -113,3 +113,11 @@ def test_shared_colorbar_takes_a_mappable_and_checks_its_arguments():
         plot.shared_colorbar(fig, [axes[0], "panel"])
     with pytest.raises(TypeError, match="mappable"):
         plot.shared_colorbar(fig, axes, mappable=[0, 1])
+
+
+def test_every_public_function_is_exported_and_so_documented():
+    import inspect
+
+    defined = {name for name, obj in vars(plot).items()
+               if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == plot.__name__}
+    assert defined <= set(plot.__all__), f"missing from mixlib.plot.__all__: {defined - set(plot.__all__)}"
