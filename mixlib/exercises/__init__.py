@@ -18,15 +18,17 @@ Every checker is built with :func:`checker` and calls the learner's function onl
   50 ms, so a function that catches it once (a bare ``except:``) is stopped again. Elsewhere
   (a worker thread, a subinterpreter, Windows) a watchdog thread raises the same exception in
   the learner's thread (CPython's ``PyThreadState_SetAsyncExc``); on other Pythons a trace
-  function checks the clock at every step of the learner's code (slower, and best effort). Either way, one long
-  operation in C (a huge matrix product) is interrupted only when it returns, and a loop that
+  function checks the clock at every step of the learner's code (slower, and best effort).
+  Either way, one long operation in C (a huge matrix product) is interrupted only when it
+  returns, and a loop that
   swallows every exception forever (``while True: try: ... except: pass``) cannot be stopped
   from inside the process, not even by the notebook's stop button. After a time-out the
   kernel is usable as before.
 - **Every failure answered.** Any exception, ``SystemExit`` included, becomes a failing
   feedback naming the exception and the line of the learner's code it came from. Only a
   ``KeyboardInterrupt`` (the notebook's stop button) passes through. A function that still
-  raises ``NotImplementedError`` (the stub) gets "Not attempted yet: ...".
+  raises ``NotImplementedError``, or whose body is still only ``...`` or ``pass`` (the stub),
+  gets "Not attempted yet: ..." (a failing feedback; ``strict=True`` raises).
 - **References first, copies to the learner.** Checkers compute their reference answers before
   they call the learner's function, and :func:`call` hands it deep copies of tensors, arrays,
   models and containers (``torch.Generator`` arguments are passed as they are: drawing from
