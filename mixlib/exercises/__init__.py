@@ -111,7 +111,8 @@ class _TimeUp(BaseException):
     """
 
 
-NOT_ATTEMPTED = "Not attempted yet: write your function in the cell above, then run this cell again."
+NOT_ATTEMPTED = ("Not attempted yet: fill in the function in this cell (replace `raise NotImplementedError` "
+                 "with your code), then run the cell again.")
 
 
 @dataclass(frozen=True)
