@@ -7,6 +7,7 @@ import torch
 from exercise_helpers import assert_accepted, assert_rejected
 from torch.nn import functional as F
 
+from mixlib import metrics
 from mixlib.exercises import ch01
 
 
@@ -293,3 +294,52 @@ def seg_mutates_a(model, a, b, n_points):
 )
 def test_segment_checker_rejects_more_wrong_answers(answer, hint):
     assert_rejected(ch01.check_segment_confidence, answer, hint)
+
+
+# --- exercise 3: confident far from the data ---------------------------------------------------------
+
+
+def far_confident_share(model, x_train, points, min_distance, threshold):
+    far = torch.cdist(points, x_train).min(dim=1).values > min_distance
+    with torch.no_grad():
+        top = torch.softmax(model(points[far]), dim=1).max(dim=1).values
+    return float((top > threshold).float().mean())
+
+
+def test_far_confident_share_reference_and_library_pass():
+    assert_accepted(ch01.check_far_confident_share, far_confident_share)
+    assert_accepted(ch01.check_far_confident_share,
+                    lambda m, x, p, d, t: metrics.confidence_away_from_data(m, x, p, d, t))
+
+
+def _far(select="min", divide="far", use="softmax", compare="gt"):
+    def answer(model, x_train, points, min_distance, threshold):
+        dist = torch.cdist(points, x_train)
+        far = (dist.min(dim=1).values if select == "min" else dist.mean(dim=1)) > min_distance
+        with torch.no_grad():
+            out = model(points)
+        score = torch.softmax(out, dim=1).max(dim=1).values if use == "softmax" else out.max(dim=1).values
+        sure = score > threshold if compare == "gt" else score <= threshold
+        if divide == "far":
+            return float((sure & far).sum() / far.sum())
+        if divide == "all":
+            return float((sure & far).float().mean())
+        return float((sure & far).sum())
+    return answer
+
+
+FAR_WRONG = [
+    (_far(divide="all"), "ALL query points"),
+    (_far(select="mean"), "mean distance"),
+    (_far(use="logit"), "logit"),
+    (_far(divide="count"), "count"),
+    (_far(compare="le"), "NOT confident"),
+    (lambda m, x, p, d, t: float((torch.cdist(p, x).min(dim=1).values > d).float().mean()), "share of far points"),
+    (lambda m, x, p, d, t: float((torch.softmax(m(p), 1).max(1).values > t).float().mean()), "distance"),
+    (lambda m, x, p, d, t: 0.5, "you returned 0.5"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), FAR_WRONG)
+def test_far_confident_share_wrong_answers(answer, message):
+    assert_rejected(ch01.check_far_confident_share, answer, message)

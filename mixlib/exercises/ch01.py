@@ -255,3 +255,89 @@ def check_segment_confidence(segment_confidence: Callable) -> Feedback:
         if problem is not None:
             return hint(where + problem.message)
     return passed("your function averages the top class probability along the segment, endpoints included.")
+
+
+# --- exercise 3: confident far from the data ----------------------------------------------------
+
+
+def _far_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A fixed classifier, a few training points and a grid of query points around them."""
+    model = nn.Sequential(nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[3.0, -1.0], [-2.0, 2.5]]))
+        model[0].bias.copy_(torch.tensor([0.5, -0.2]))
+    x_train = torch.tensor([[0.0, 0.0], [1.0, 0.5], [-0.5, 1.0], [0.3, -0.8]])
+    side = torch.linspace(-3, 3, 13)
+    points = torch.cartesian_prod(side, side)
+    return model.eval(), x_train, points
+
+
+def _far_reference(model: nn.Module, x_train: torch.Tensor, points: torch.Tensor, min_distance: float,
+                   threshold: float) -> dict[str, float]:
+    """The right share and the shares typical mistakes give."""
+    dist = torch.cdist(points.double(), x_train.double())
+    nearest, mean = dist.min(dim=1).values, dist.mean(dim=1)
+    with torch.no_grad():
+        logits = model(points).double()
+    top = torch.softmax(logits, dim=1).max(dim=1).values
+    far = nearest > min_distance
+    sure = top > threshold
+
+    def share(mask: torch.Tensor, of: torch.Tensor) -> float:
+        return float((mask & of).sum() / of.sum()) if bool(of.any()) else math.nan
+
+    return {
+        "right": share(sure, far),
+        "all_points": float((sure & far).double().mean()),
+        "ignore_distance": float(sure.double().mean()),
+        "mean_distance": share(sure, mean > min_distance),
+        "near": share(sure, ~far),
+        "count": float((sure & far).sum()),
+        "logit": share(logits.max(dim=1).values > threshold, far),
+        "far_share": float(far.double().mean()),
+        "unsure": share(~sure, far),
+    }
+
+
+@checker("far_confident_share(model, x_train, points, min_distance, threshold)")
+def check_far_confident_share(far_confident_share: Callable) -> Feedback:
+    """Check ``far_confident_share(model, x_train, points, min_distance, threshold) -> float``.
+
+    Among the query points farther than ``min_distance`` from every training point (distance to
+    the NEAREST training point), the share whose top class probability exceeds ``threshold``.
+    """
+    model, x_train, points = _far_case()
+    cases = [(1.0, 0.99), (2.0, 0.9)]
+    refs = [_far_reference(model, x_train, points, d, t) for d, t in cases]  # before the learner runs
+    for (min_distance, threshold), ref in zip(cases, refs, strict=True):
+        value, problem = call(far_confident_share, model, x_train, points, min_distance, threshold)
+        if problem is None:
+            value, problem = as_float(value, "the share")
+        if problem is not None:
+            return problem
+        where = f"with min_distance = {min_distance} and threshold = {threshold}: "
+        mistakes = {
+            "you divided by the number of ALL query points; the share is among the FAR points only.":
+                ref["all_points"],
+            "you did not use the distance to the training data: count only the points farther than "
+            "min_distance from every training point.": ref["ignore_distance"],
+            "you used the mean distance to the training points; a point is far when even its NEAREST "
+            "training point is farther than min_distance (torch.cdist(...).min(dim=1)).": ref["mean_distance"],
+            "you measured the points NEAR the data; the exercise asks about those farther than min_distance.":
+                ref["near"],
+            "you returned a count; return the share (a number between 0 and 1).": ref["count"],
+            "you compared the largest logit with the threshold; compare the largest softmax PROBABILITY.":
+                ref["logit"],
+            "you returned the share of far points; among them, count those whose top probability exceeds "
+            "the threshold.": ref["far_share"],
+            "you counted the far points that are NOT confident; count those whose top probability exceeds "
+            "the threshold.": ref["unsure"],
+        }
+        problem = diagnose(value, ref["right"], {k: v for k, v in mistakes.items() if not math.isnan(v)},
+                           fallback="take the distance from each query point to its nearest training point, keep "
+                                    "the points where it exceeds min_distance, and return the share of those whose "
+                                    "largest softmax probability exceeds threshold.")
+        if problem is not None:
+            return hint(where + problem.message)
+    return passed("your share counts confident answers where no training point is near, as "
+                  "metrics.confidence_away_from_data does.")
