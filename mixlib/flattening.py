@@ -68,7 +68,7 @@ def transformed_digits(images: torch.Tensor, ts: Sequence[float], kind: str = "r
     """Each 8 x 8 digit rotated (or shifted) by every value of ``ts``.
 
     Args:
-        images: Flattened digits, shape ``(n, 64)``, pixels in [0, 1] (as :func:`mixlib.digits` gives).
+        images: Flattened digits, shape ``(n, 64)``, pixels in [0, 1] (as :func:`mixlib.data.digits` gives).
         ts: The parameter values: angles in degrees for ``kind="rotate"``, horizontal shifts in
             pixels for ``kind="shift"``.
         kind: ``"rotate"`` (about the image centre) or ``"shift"`` (to the right for ``t > 0``).

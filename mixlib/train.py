@@ -466,7 +466,7 @@ def _check_device(device: object, model: nn.Module) -> torch.device:
 
 
 @dataclass
-class _Run:
+class Run:
     """Everything :func:`fit` and :func:`mixlib.ensemble.fit_ensemble` check before training."""
 
     x: torch.Tensor
@@ -489,7 +489,7 @@ def prepare_run(
     epochs: int = 100, batch_size: int = 64, lr: float = 1e-2, weight_decay: float = 0.0,
     x_test: object = None, y_test: object = None, eval_every: int = 1, progress: bool | None = None,
     device: object = None,
-) -> _Run:
+) -> Run:
     """Check every argument of :func:`fit` (but the model, seed and loss_fn) and move the data."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -519,10 +519,10 @@ def prepare_run(
                 f"x_test must have rows shaped like x's {tuple(x.shape[1:])}, got {tuple(x_test.shape[1:])}"
             )
     show = progress_enabled() if progress is None else progress
-    return _Run(x, y, x_test, y_test, recipe, device, epochs, batch_size, lr, float(weight_decay), eval_every, show)
+    return Run(x, y, x_test, y_test, recipe, device, epochs, batch_size, lr, float(weight_decay), eval_every, show)
 
 
-def adam_with_zero_grads(params: list[torch.Tensor], run: _Run) -> torch.optim.Adam:
+def adam_with_zero_grads(params: list[torch.Tensor], run: Run) -> torch.optim.Adam:
     """Adam over ``params``, whose gradients start as zeros rather than ``None``.
 
     Adam skips a parameter whose gradient is ``None`` and keeps a step count per parameter, so
