@@ -343,3 +343,59 @@ FAR_WRONG = [
 @pytest.mark.parametrize(("answer", "message"), FAR_WRONG)
 def test_far_confident_share_wrong_answers(answer, message):
     assert_rejected(ch01.check_far_confident_share, answer, message)
+
+
+# --- noise that is not independent across examples and coordinates ----------------------------------
+
+
+def vr_noise_shared_by_examples(model, x, y, sigma, n_draws, generator):
+    noise = torch.randn(n_draws, 1, x.shape[1], generator=generator)  # one vector per copy, broadcast
+    noisy = (x.unsqueeze(0) + sigma * noise).reshape(-1, x.shape[1])
+    with torch.no_grad():
+        return F.cross_entropy(model(noisy), y.repeat(n_draws)).item()
+
+
+def vr_one_number_per_copy(model, x, y, sigma, n_draws, generator):
+    noise = torch.randn(n_draws, 1, 1, generator=generator).expand(n_draws, *x.shape)
+    noisy = (x.unsqueeze(0) + sigma * noise).reshape(-1, x.shape[1])
+    with torch.no_grad():
+        return F.cross_entropy(model(noisy), y.repeat(n_draws)).item()
+
+
+def vr_one_number_per_example(model, x, y, sigma, n_draws, generator):
+    noise = torch.randn(n_draws, x.shape[0], 1, generator=generator)
+    noisy = (x.unsqueeze(0) + sigma * noise).reshape(-1, x.shape[1])
+    with torch.no_grad():
+        return F.cross_entropy(model(noisy), y.repeat(n_draws)).item()
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (vr_noise_shared_by_examples, "Each example needs its own noise"),
+        (vr_one_number_per_copy, "independently for every example and every coordinate"),
+        (vr_one_number_per_example, "independently for every example and every coordinate"),
+    ],
+)
+def test_vicinal_risk_rejects_noise_shared_across_examples_or_coordinates(answer, hint):
+    feedback = assert_rejected(ch01.check_vicinal_risk, answer, hint)
+    assert "never reached the inputs" not in feedback.message
+
+
+def test_vicinal_risk_still_says_when_the_noise_never_reaches_the_inputs():
+    def no_noise(model, x, y, sigma, n_draws, generator):
+        torch.randn(n_draws, *x.shape, generator=generator)
+        with torch.no_grad():
+            return F.cross_entropy(model(x), y).item()
+
+    assert_rejected(ch01.check_vicinal_risk, no_noise, "never reached the inputs")
+
+
+def test_vicinal_risk_accepts_a_tensor_and_says_a_float_was_asked():
+    def with_grad(model, x, y, sigma, n_draws, generator):
+        noisy = x.unsqueeze(0) + sigma * torch.randn(n_draws, *x.shape, generator=generator)
+        return F.cross_entropy(model(noisy.reshape(-1, x.shape[1])), y.repeat(n_draws))
+
+    feedback = assert_accepted(ch01.check_vicinal_risk, with_grad)
+    assert "asks for a float" in feedback.message and "gradient" in feedback.message
+    assert "asks for a float" not in ch01.check_vicinal_risk(vicinal_risk).message

@@ -548,3 +548,33 @@ def cg_one_norm(model, a, b, n_points):
 )
 def test_chord_gap_checker_rejects_more_wrong_answers(answer, hint):
     assert_rejected(ch02.check_chord_gap, answer, hint)
+
+
+# --- values in the wrong order; numbers returned as tensors ------------------------------------------
+
+
+@pytest.mark.parametrize("order", [(0, 2, 1), (1, 0, 2), (2, 1, 0), (1, 2, 0), (2, 0, 1)])
+def test_lambda_moments_names_the_wrong_order(order):
+    def permuted(alpha):
+        values = lambda_moments(alpha)
+        return tuple(values[i] for i in order)
+
+    assert_rejected(ch02.check_lambda_moments, permuted, r"right three values in the wrong order; return them "
+                    r"as \(mean, variance, mean of lam \* \(1 - lam\)\)")
+
+
+def test_ece_and_chord_gap_accept_tensors_and_say_a_float_was_asked():
+    def ece_tensor(probs, labels, n_bins):
+        return torch.tensor(expected_calibration_error(probs, labels, n_bins))
+
+    def chord_gap_grad(model, a, b, n_points):
+        t = torch.linspace(0, 1, n_points)[:, None]
+        p = torch.softmax(model((1 - t) * a + t * b), 1)
+        line = (1 - t) * torch.softmax(model(a[None]), 1) + t * torch.softmax(model(b[None]), 1)
+        return (p - line).norm(dim=1).mean()
+
+    feedback = ch02.check_ece(ece_tensor)
+    assert feedback.passed and "asks for a float" in feedback.message
+    feedback = ch02.check_chord_gap(chord_gap_grad)
+    assert feedback.passed and "asks for a float" in feedback.message and "gradient" in feedback.message
+    assert "asks for a float" not in ch02.check_chord_gap(chord_gap).message

@@ -217,7 +217,7 @@ def sl_tensor_float(eligible, generator):
 
 def test_sample_layer_reference_passes():
     assert ch03.check_sample_layer(sample_layer)
-    assert ch03.check_sample_layer(lambda e, g: torch.tensor(e)[torch.randint(len(e), (), generator=g)],
+    assert ch03.check_sample_layer(lambda e, g: np.int64(e[int(torch.randint(len(e), (), generator=g))]),
                                    strict=True)
 
 
@@ -400,3 +400,34 @@ def test_sample_layer_checker_rejects_more_wrong_answers(answer, hint):
 
 def test_sample_layer_accepts_a_scaled_uniform_draw():
     assert ch03.check_sample_layer(sl_uniform_float)
+
+
+# --- the layer's type; off-by-one at the head's input ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda e, g: torch.tensor(e)[torch.randint(len(e), (), generator=g)],  # 0-d tensor
+        lambda e, g: torch.tensor(e)[torch.randint(len(e), (1,), generator=g)],  # one-element tensor
+        lambda e, g: np.array(e[int(torch.randint(len(e), (), generator=g))]),  # 0-d array
+    ],
+)
+def test_sample_layer_rejects_tensors_and_arrays_with_the_python_int_hint(answer):
+    assert_rejected(ch03.check_sample_layer, answer, r"Python int .* not a (tensor|NumPy array)")
+
+
+def mh_layer_plus_one(model, x, layer, lam, perm):
+    k = layer + 1
+    h = model.features(x, k)
+    return model.forward_from(lam * h + (1 - lam) * h[perm], k)
+
+
+def mh_mix_outputs(model, x, layer, lam, perm):
+    out = model(x)
+    return lam * out + (1 - lam) * out[perm]
+
+
+def test_mix_hidden_tells_mixing_one_layer_too_high_from_mixing_the_logits():
+    assert_rejected(ch03.check_mix_hidden, mh_layer_plus_one, r"you mixed at layer 3 instead of layer 2: an off-by-one")
+    assert_rejected(ch03.check_mix_hidden, mh_mix_outputs, "you mixed the outputs (logits)")

@@ -423,3 +423,43 @@ def test_expected_loss_checker_rejects_more_wrong_answers(answer, hint):
 
 def test_expected_loss_accepts_a_tensor_that_carries_gradients():
     assert ch04.check_expected_loss(el_tensor_with_grad)
+
+
+# --- exact but wrong formulas are not Monte Carlo estimates; coincidences at one alpha ---------------
+
+
+def el_unbiased_variance(residuals, alpha):
+    c = c_of(alpha)
+    return float((1 - 2 * c) * (residuals.var() + residuals.mean() ** 2) / 2 + c * residuals.mean() ** 2)
+
+
+def el_no_self_pairs(residuals, alpha):
+    c, n = c_of(alpha), len(residuals)
+    cross = (residuals.sum() ** 2 - residuals.pow(2).sum()) / (n * (n - 1))
+    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * cross)
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (el_unbiased_variance, "unbiased variance"),
+        (el_no_self_pairs, "with probability 1/n"),
+    ],
+)
+def test_expected_loss_names_exact_mistakes_instead_of_a_monte_carlo_estimate(answer, hint):
+    feedback = assert_rejected(ch04.check_expected_loss, answer, hint)
+    assert "Monte Carlo" not in feedback.message
+
+
+def c_zero_below_one(alpha):
+    return c_of(alpha) if alpha >= 1 else 0.0
+
+
+def c_dropped_plus_one(alpha):
+    return 0.25 - 1 / (8 * alpha)
+
+
+def test_mixing_constant_names_a_mistake_only_when_it_fits_every_alpha():
+    feedback = assert_rejected(ch04.check_mixing_constant, c_zero_below_one, "no one usual mistake")
+    assert "+1" not in feedback.message
+    assert_rejected(ch04.check_mixing_constant, c_dropped_plus_one, r"every alpha tried .*dropped the \+1")

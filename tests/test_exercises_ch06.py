@@ -159,3 +159,24 @@ def test_a_monte_carlo_estimate_is_called_one():
         return total / 4000
 
     assert_rejected(ch06.check_expected_last_layer_loss, monte_carlo, "Monte Carlo|close")
+
+
+def ell_no_self_pairs(residuals, alpha):
+    c, n = alpha / (2 * (2 * alpha + 1)), len(residuals)
+    s = residuals.sum(0)
+    cross = ((s * s).sum() - (residuals * residuals).sum()) / (n * (n - 1))
+    return float((1 - 2 * c) / 2 * residuals.pow(2).sum(1).mean() + c * cross)
+
+
+def ell_c_precedence(residuals, alpha):
+    c = alpha / (2 * 2 * alpha + 1)
+    return float((1 - 2 * c) / 2 * residuals.pow(2).sum(1).mean() + c * (residuals.mean(0) ** 2).sum())
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [(ell_no_self_pairs, "with probability 1/n"), (ell_c_precedence, r"alpha / \(4 alpha \+ 1\)")],
+)
+def test_exact_mistakes_are_not_called_monte_carlo(answer, hint):
+    feedback = assert_rejected(ch06.check_expected_last_layer_loss, answer, hint)
+    assert "Monte Carlo" not in feedback.message

@@ -83,6 +83,7 @@ __all__ = [
     "checker",
     "diagnose",
     "finish",
+    "float_note",
     "given_arguments",
     "hint",
     "passed",
@@ -720,6 +721,23 @@ def as_float(value: Any, what: str) -> tuple[float | None, Feedback | None]:
     if not math.isfinite(value):
         return None, hint(f"{what} came out as {value}; look for a division by zero or log(0).")
     return value, None
+
+
+def float_note(value: Any) -> str:
+    """A sentence to append to a passing verdict when a float was asked and a tensor or array came back.
+
+    Such answers are accepted (numbers are numbers), but the exercise asked for a Python float:
+    the note says so, and why it matters. Empty for Python and NumPy scalars.
+    """
+    if isinstance(value, torch.Tensor):
+        grad = (" It also carries a gradient, so it keeps the whole computation graph alive in memory."
+                if value.requires_grad else "")
+        return (f" (The checker accepted the one-element tensor you returned, but the exercise asks for a float: "
+                f"end with .item() or float(...).{grad})")
+    if isinstance(value, np.ndarray):
+        return (" (The checker accepted the one-element array you returned, but the exercise asks for a float: "
+                "end with .item() or float(...).)")
+    return ""
 
 
 def as_tensor(value: Any, what: str, shape: tuple[int, ...] | None = None,

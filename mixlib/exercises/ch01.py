@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from . import Feedback, as_float, call, checker, diagnose, hint, passed
+from . import Feedback, as_float, call, checker, diagnose, float_note, hint, passed
 
 
 def _linear_model() -> nn.Module:
@@ -80,6 +80,39 @@ def _uniform_vicinal_risk(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sc
     return float(nnf.cross_entropy(model(noisy.reshape(-1, x.shape[1])), y.repeat(n_draws)))
 
 
+def _tilted_model() -> nn.Module:
+    """A linear classifier whose logits change when both coordinates move by the same amount.
+
+    (The rows of ``_linear_model``'s weight sum to the same number, so a shift along (1, 1) leaves
+    its softmax, and its loss, unchanged.)
+    """
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[2.0, 0.5], [-1.0, 1.0]]))
+        model.bias.copy_(torch.tensor([0.1, -0.2]))
+    return model.eval()
+
+
+#: The correlation test: one point repeated, one draw per call, many seeds.
+_REPEATS, _SEEDS, _CORR_SIGMA = 32, 40, 1.0
+
+
+@functools.lru_cache(maxsize=1)
+def _correlation_references() -> tuple[float, float]:
+    """The spread (standard deviation over seeds) of a one-draw estimate on ``_REPEATS`` copies of one
+    point: with independent noise for every example, and with one noise vector shared by all of them."""
+    model = _tilted_model()
+    point = torch.tensor([0.3, -0.2])
+    g = torch.Generator().manual_seed(17)
+    with torch.no_grad():
+        noisy = point + _CORR_SIGMA * torch.randn(20_000, _REPEATS, 2, generator=g)
+        losses = nnf.cross_entropy(model(noisy.reshape(-1, 2)), torch.zeros(20_000 * _REPEATS, dtype=torch.long),
+                                   reduction="none").reshape(20_000, _REPEATS)
+    independent = float(losses.mean(1).std())
+    shared = float(losses[:, 0].std())
+    return independent, shared
+
+
 @checker("vicinal_risk(model, x, y, sigma, n_draws, generator)")
 def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
     """Check ``vicinal_risk(model, x, y, sigma, n_draws, generator) -> float``.
@@ -115,12 +148,13 @@ def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
         return hint("with sigma = 0 (no noise), " + problem.message)
 
     # 2) The noise must come from `generator`: equal seeds, equal answers; different seeds, different ones.
-    values, generators = [], []
+    values, generators, note = [], [], ""
     for seed in (7, 7, 8):
         g = torch.Generator().manual_seed(seed)
         state = g.get_state()
         value, problem = call(vicinal_risk, model, x, y, sigma, n_draws, g)
         if problem is None:
+            note = note or float_note(value)
             value, problem = as_float(value, "the vicinal risk")
         if problem is not None:
             return problem
@@ -128,8 +162,24 @@ def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
         generators.append(torch.equal(state, g.get_state()))
     a, b, c = values
     if abs(a - ref["erm"]) < 1e-6:
-        return hint(f"with sigma = {sigma} you returned the plain empirical risk: the noise never reached the "
-                    "inputs. Evaluate the model on x + sigma * noise.")
+        # this model ignores a shift of both coordinates by the same amount; a tilted one does not
+        tilted = _tilted_model()
+        with torch.no_grad():
+            tilted_erm = float(nnf.cross_entropy(tilted(x), y))
+        value, problem = call(vicinal_risk, tilted, x, y, sigma, n_draws, torch.Generator().manual_seed(7))
+        if problem is None:
+            value, problem = as_float(value, "the vicinal risk")
+        if problem is not None:
+            return problem
+        if abs(value - tilted_erm) < 1e-6:
+            return hint(f"with sigma = {sigma} you returned the plain empirical risk, on two different models: "
+                        "the noise never reached the inputs. Evaluate the model on x + sigma * noise.")
+        return hint(f"with sigma = {sigma} your value equals the plain empirical risk exactly, on a model whose "
+                    "logits do not change when both coordinates of an input move by the same amount, yet on "
+                    "another model your noise does change the risk: you seem to add the same noise value to "
+                    "every coordinate (one number per copy, or per example). The noise must be drawn "
+                    "independently for every example and every coordinate of every copy: "
+                    "torch.randn(n_draws, *x.shape, generator=generator).")
     if a != b:
         return hint("two calls with identically seeded generators gave different answers: draw the noise with "
                     "torch.randn(..., generator=generator), and no other source of randomness.")
@@ -149,8 +199,12 @@ def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
         return all(abs(v - ref[key]) <= tolerance * scale for v in (a, c))
 
     if near("precise"):
+        problem = _check_independent_noise(vicinal_risk)
+        if problem is not None:
+            return problem
         return passed(f"your estimate {a:.4f} agrees with a precise one to within the Monte Carlo error of "
-                      f"{n_draws} draws, equal seeds give equal answers, and sigma = 0 gives the empirical risk.")
+                      f"{n_draws} draws, equal seeds give equal answers, and sigma = 0 gives the empirical "
+                      "risk." + note)
     mistakes = {
         "variance_scaled": "your noise has standard deviation sigma**2; sigma is the standard deviation, so "
                            "multiply standard normal noise by sigma.",
@@ -173,6 +227,35 @@ def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
                 "vicinal risk than Monte Carlo error explains. Check that the noise is sigma times standard "
                 "normal noise, added to every example of every copy, and that you average over both the draws "
                 "and the examples.")
+
+
+def _check_independent_noise(vicinal_risk: Callable) -> Feedback | None:
+    """A hint if the noise is shared by the examples of a copy, else ``None``.
+
+    Shared noise has the right expected value (each example's noise is still standard normal),
+    so only the spread shows it: on one point repeated ``_REPEATS`` times, a one-draw estimate
+    varies across seeds about sqrt(_REPEATS) times more when every example gets the same noise.
+    """
+    independent, shared = _correlation_references()
+    model = _tilted_model()
+    x = torch.tensor([0.3, -0.2]).repeat(_REPEATS, 1)
+    y = torch.zeros(_REPEATS, dtype=torch.long)
+    values = []
+    for seed in range(_SEEDS):
+        value, problem = call(vicinal_risk, model, x, y, _CORR_SIGMA, 1, torch.Generator().manual_seed(100 + seed))
+        if problem is None:
+            value, problem = as_float(value, "the vicinal risk")
+        if problem is not None:
+            return problem
+        values.append(value)
+    spread = float(torch.tensor(values, dtype=torch.float64).std())
+    if spread > math.sqrt(independent * shared):
+        return hint(f"your estimate has the right average but the wrong spread: on one point repeated "
+                    f"{_REPEATS} times, with n_draws = 1, it varies across seeds as much as the loss of a single "
+                    "noisy example does, so the examples of a copy seem to share their noise. Each example needs "
+                    "its own noise: draw torch.randn(n_draws, *x.shape, generator=generator), not one noise "
+                    "vector per copy broadcast over the batch.")
+    return None
 
 
 def _segment_reference(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_points: int) -> dict[str, float]:

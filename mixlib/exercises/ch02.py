@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from torch.nn import functional as nnf
 
 from ..flatness import chord_nonlinearity
 from ..metrics import reliability
-from . import Feedback, as_float, as_tensor, call, checker, diagnose, hint, passed
+from . import Feedback, as_float, as_tensor, call, checker, diagnose, float_note, hint, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the mixup batch
@@ -270,9 +271,11 @@ def check_ece(expected_calibration_error: Callable) -> Feedback:
         variants = _ece_variants(probs, labels, n_bins)
         assert math.isclose(variants["right"], reliability(probs, labels, n_bins).ece, abs_tol=1e-12)
         cases.append((what, probs, labels, n_bins, variants))
+    note = ""
     for what, probs, labels, n_bins, variants in cases:
         value, problem = call(expected_calibration_error, probs, labels, n_bins)
         if problem is None:
+            note = note or float_note(value)
             value, problem = as_float(value, "the ECE")
             if problem is not None and value is None and "nan" in problem.message:
                 problem = hint(f"on {what}: your ECE came out as NaN. An empty bin has no mean: skip the "
@@ -288,7 +291,7 @@ def check_ece(expected_calibration_error: Callable) -> Feedback:
         if problem is not None:
             return hint(f"on {what}: " + problem.message)
     return passed("your ECE weighs each bin's |accuracy - confidence| by its share of the examples, "
-                  "with the right bins, also for confidences on the bin edges.")
+                  "with the right bins, also for confidences on the bin edges." + note)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +328,15 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             if problem is not None:
                 return problem
             values.append(v)
+        right = (mean, var, cross)
+
+        def same(u: float, v: float) -> bool:
+            return math.isclose(u, v, rel_tol=1e-6, abs_tol=1e-9)
+
+        if not all(map(same, values, right)) and any(
+                all(map(same, values, order)) for order in itertools.permutations(right)):
+            return hint(f"alpha = {alpha}: you returned the right three values in the wrong order; return them "
+                        "as (mean, variance, mean of lam * (1 - lam)).")
         checks = [
             (values[0], mean, {
                 "Beta(a, b) has mean a / (a + b): with a = b = alpha that is 1/2 for every alpha, "
@@ -357,9 +369,11 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             problem = diagnose(got, expected, wrong, rtol=1e-6, atol=1e-9, fallback=fallback)
             if problem is None:
                 continue
-            if math.isclose(got, expected, rel_tol=0.05):
-                problem = hint(f"you returned {got:.6g}, close to but not exactly the right value: that looks like "
-                               "a Monte Carlo estimate (or a rounded number). Give the exact formula in alpha.")
+            known = any(math.isclose(got, v, rel_tol=1e-6, abs_tol=1e-9) for v in wrong.values())
+            if not known and math.isclose(got, expected, rel_tol=0.03):
+                problem = hint(f"you returned {got:.6g}, close to but not exactly the right value. If this is a "
+                               "Monte Carlo estimate or a rounded number, give the exact formula in alpha instead; "
+                               "otherwise check each step of your formula.")
             elif name != "the mean" and got < 0:
                 problem = hint(f"you returned {got:.6g}, a negative number, but {name} of lam in [0, 1] cannot be "
                                "negative: look for a sign error.")
@@ -463,9 +477,11 @@ def check_chord_gap(chord_gap: Callable) -> Feedback:
         library = float(chord_nonlinearity(model, b[None], a[None], n_points))
         assert math.isclose(variants["right"], library, rel_tol=1e-5)
         cases.append((a, b, n_points, variants))
+    note = ""
     for a, b, n_points, variants in cases:
         value, problem = call(chord_gap, model, a, b, n_points)
         if problem is None:
+            note = note or float_note(value)
             value, problem = as_float(value, "the chord gap")
         if problem is not None:
             return problem
@@ -477,4 +493,4 @@ def check_chord_gap(chord_gap: Callable) -> Feedback:
         if problem is not None:
             return hint(f"on the chord from a = {a.tolist()} to b = {b.tolist()} with n_points = {n_points}: "
                         + problem.message)
-    return passed("your gap matches mixlib.flatness.chord_nonlinearity on two chords.")
+    return passed("your gap matches mixlib.flatness.chord_nonlinearity on two chords." + note)

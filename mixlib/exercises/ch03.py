@@ -68,6 +68,26 @@ def _block_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _disambiguate(mix_hidden: Callable, model: StagedNet, x: torch.Tensor, perm: torch.Tensor,
+                  cases: list[tuple], keys: set[str]) -> set[str]:
+    """Of the mistakes ``keys`` that all fit one case, those that also fit the learner's output on the others.
+
+    For example, on a network with a linear head, mixing at the head's input and mixing the logits give
+    the same output; at a lower layer they differ.
+    """
+    for layer, lam_, _, _, wrong in cases:
+        out, problem = _mixed_outputs(mix_hidden, model, x, layer, lam_, perm)
+        if problem is not None:
+            return keys
+        got = out.detach().to("cpu", torch.float64)
+        fits = {key for key, _, value in wrong if key in keys and torch.allclose(got, value, atol=1e-5, rtol=1e-4)}
+        if fits:
+            keys = fits
+        if len(keys) == 1:
+            break
+    return keys
+
+
 @checker("mix_hidden(model, x, layer, lam, perm)")
 def check_mix_hidden(mix_hidden: Callable) -> Feedback:
     """Check ``mix_hidden(model, x, layer, lam, perm) -> logits``.
@@ -91,27 +111,33 @@ def check_mix_hidden(mix_hidden: Callable) -> Feedback:
             expected = expected.double()
             plain = model(x).double()
             wrong = [
-                ("your output is the ordinary forward pass: nothing was mixed. Mixing only the targets is "
+                ("plain", "your output is the ordinary forward pass: nothing was mixed. Mixing only the targets is "
                  "not manifold mixup; the hidden states h = model.features(x, layer) must be mixed too.", plain),
-                ("you mixed the outputs (logits) instead of the hidden states at `layer`: mix "
-                 "h = model.features(x, layer), then continue with model.forward_from(mixed, layer).",
-                 lam_ * plain + (1 - lam_) * plain[perm]),
-                ("your output is the partners' forward pass, model(x[perm]), which is also what applying perm to "
-                 "both sides, lam * h[perm] + (1 - lam) * h[perm] = h[perm], gives: each example must be mixed "
-                 "with its partner, lam * h + (1 - lam) * h[perm].",
-                 _mix_from(model, x, layer, lam_, perm, both=True).double()),
-                ("the weights are swapped: the example itself gets lam and its partner h[perm] gets 1 - lam.",
-                 _mix_from(model, x, layer, lam_, perm, a=1 - lam_).double()),
-                ("you mixed half and half, (h + h[perm]) / 2; the weights are lam for the example and "
-                 "1 - lam for its partner h[perm].", _mix_from(model, x, layer, lam_, perm, a=0.5).double()),
             ]
             for off in (-1, 1):
                 k = layer + off
                 if 0 <= k <= len(model.blocks):
-                    wrong.append((f"you mixed at layer {k} instead of layer {layer}: an off-by-one. Layer k is "
-                                  "the INPUT to block k (layer 0 is x itself), so use model.features(x, layer) "
-                                  "and model.forward_from(mixed, layer) with the same `layer`.",
-                                  _mix_from(model, x, k, lam_, perm).double()))
+                    head_note = (f" (layer {k} is the input of the linear head, so mixing there is also the same "
+                                 "as mixing the logits)" if k == len(model.blocks) else "")
+                    wrong.append((f"off{off:+d}",
+                                  f"you mixed at layer {k} instead of layer {layer}: an off-by-one{head_note}. "
+                                  "Layer k is the INPUT to block k (layer 0 is x itself), so use "
+                                  "model.features(x, layer) and model.forward_from(mixed, layer) with the same "
+                                  "`layer`.", _mix_from(model, x, k, lam_, perm).double()))
+            wrong += [
+                ("logits", "you mixed the outputs (logits) instead of the hidden states at `layer`: mix "
+                 "h = model.features(x, layer), then continue with model.forward_from(mixed, layer).",
+                 lam_ * plain + (1 - lam_) * plain[perm]),
+                ("partners", "your output is the partners' forward pass, model(x[perm]), which is also what "
+                 "applying perm to both sides, lam * h[perm] + (1 - lam) * h[perm] = h[perm], gives: each "
+                 "example must be mixed with its partner, lam * h + (1 - lam) * h[perm].",
+                 _mix_from(model, x, layer, lam_, perm, both=True).double()),
+                ("swapped",
+                 "the weights are swapped: the example itself gets lam and its partner h[perm] gets 1 - lam.",
+                 _mix_from(model, x, layer, lam_, perm, a=1 - lam_).double()),
+                ("half", "you mixed half and half, (h + h[perm]) / 2; the weights are lam for the example and "
+                 "1 - lam for its partner h[perm].", _mix_from(model, x, layer, lam_, perm, a=0.5).double()),
+            ]
         cases.append((layer, lam_, expected, grads, wrong))
 
     for layer, lam_, expected, grads, wrong in cases:
@@ -120,9 +146,13 @@ def check_mix_hidden(mix_hidden: Callable) -> Feedback:
             return problem
         got = out.detach().to("cpu", torch.float64)
         if not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
-            for message, value in wrong:
-                if torch.allclose(got, value, atol=1e-5, rtol=1e-4):
-                    return hint(f"at layer {layer} with lam = {lam_}: {message}")
+            matches = [(key, message) for key, message, value in wrong
+                       if torch.allclose(got, value, atol=1e-5, rtol=1e-4)]
+            if len(matches) > 1:  # two mistakes give the same output here: let the other cases decide
+                keys = _disambiguate(mix_hidden, model, x, perm, cases, {key for key, _ in matches})
+                matches = [m for m in matches if m[0] in keys] or matches
+            if matches:
+                return hint(f"at layer {layer} with lam = {lam_}: {matches[0][1]}")
             if lam_ == 1.0:
                 return hint("with lam = 1 the mix is h itself, so the output should be the ordinary forward "
                             "pass model(x); yours is not.")
@@ -264,18 +294,24 @@ def check_flattening_summary(flattening_summary: Callable) -> Feedback:
 
 
 def _as_layer(value: object) -> int | None:
-    """The learner's layer as an int, or ``None`` if it is not an integer."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-            return None
-        return int(value.reshape(()).item())
-    if isinstance(value, np.ndarray):
-        if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
-            return None
-        return int(value.reshape(()).item())
+    """The learner's layer as an int, or ``None`` if it is not an integer.
+
+    A Python ``int`` and a NumPy integer scalar (which hashes and compares like an ``int``) are
+    accepted; tensors and arrays are not: the exercise asks for a Python ``int``, and a tensor
+    behaves differently as a dictionary key or a set member.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         return None
     return int(value)
+
+
+def _not_a_layer(value: object) -> Feedback:
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        kind = "tensor" if isinstance(value, torch.Tensor) else "NumPy array"
+        return hint(f"return the layer as a Python int (use int(...)), not a {kind} of shape "
+                    f"{tuple(value.shape)}: used as a dictionary key or put in a set, a {kind} does not behave "
+                    "like the layer number it holds (2 in {torch.tensor(2)} is False).")
+    return hint(f"return the layer as a Python int (use int(...)), not {type(value).__name__} {value!r}.")
 
 
 def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
@@ -295,8 +331,7 @@ def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
             return None, problem
         layer = _as_layer(value)
         if layer is None:
-            return None, hint(f"return the layer as a Python int (use int(...)), not {type(value).__name__} "
-                              f"{value!r}.")
+            return None, _not_a_layer(value)
         out.append(layer)
     return out, None
 

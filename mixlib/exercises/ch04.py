@@ -152,15 +152,19 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
 
     The exact value is ``alpha / (2 (2 alpha + 1))``.
     """
-    for alpha in (2.0, 0.5, 1.0, 7.0):
+    alphas = (2.0, 0.5, 1.0, 7.0)
+    values = []
+    for alpha in alphas:
         value, problem = call(mixing_constant, alpha)
         if problem is None:
-            value, problem = as_float(value, "c")
+            value, problem = as_float(value, f"c (alpha = {alpha})")
         if problem is not None:
             return problem
+        values.append(value)
+
+    def mistakes(alpha: float) -> dict[str, float]:
         var = 1 / (4 * (2 * alpha + 1))
-        expected = _c(alpha)
-        problem = diagnose(value, expected, {
+        return {
             "you returned 1/4 = E[lam] E[1-lam]; but lam and 1-lam are not independent, so "
             "E[lam (1-lam)] = E[lam] - E[lam^2] = 1/4 - Var(lam).": 0.25,
             "you returned 1/4 + Var(lam), which is E[lam^2]. Subtract instead: E[lam (1-lam)] = "
@@ -176,16 +180,33 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
                 1 / (2 * (2 * alpha + 1)),
             "the denominator has 2 alpha + 1 (that is a + b + 1 with a = b = alpha), not alpha + 1.":
                 alpha / (2 * (alpha + 1)),
-        }, rtol=1e-6, atol=1e-12, fallback="that is not E[lam (1 - lam)] for lam ~ Beta(alpha, alpha). Write it "
-           "as E[lam] - E[lam^2], with E[lam] = 1/2 and E[lam^2] = Var(lam) + 1/4.")
-        if problem is not None:
-            if math.isclose(value, expected, rel_tol=0.05):
-                problem = hint(f"for alpha = {alpha} you returned {value:.6g}, close to but not exactly the right "
-                               "value: that looks like a Monte Carlo estimate (or a rounded number). Derive the "
-                               "exact value from the mean and the variance of Beta(alpha, alpha).")
-            else:
-                problem = hint(f"for alpha = {alpha}: " + problem.message)
-            return problem
+        }
+
+    def same(u: float, v: float) -> bool:
+        return math.isclose(u, v, rel_tol=1e-6, abs_tol=1e-12)
+
+    # a mistake is named only when the answer matches it at EVERY alpha tried, not by coincidence at one
+    per_alpha = [mistakes(alpha) for alpha in alphas]
+    all_right = all(same(_c(alpha), value) for alpha, value in zip(alphas, values, strict=True))
+    for message in per_alpha[0]:
+        if not all_right and all(same(value, m[message]) for value, m in zip(values, per_alpha, strict=True)):
+            return hint(f"for every alpha tried ({', '.join(f'{a:g}' for a in alphas)}): {message}")
+    # close everywhere (within 5 %), exact nowhere it is wrong, and no known mistake: perhaps an estimate
+    close = all(math.isclose(value, _c(alpha), rel_tol=0.05) and not any(same(value, v) for v in wrong.values())
+                for alpha, value, wrong in zip(alphas, values, per_alpha, strict=True)
+                if not same(value, _c(alpha)))
+    for alpha, value in zip(alphas, values, strict=True):
+        expected = _c(alpha)
+        if same(value, expected):
+            continue
+        if not close:
+            return hint(f"for alpha = {alpha} you returned {value:.6g}; that is not E[lam (1 - lam)] for "
+                        "lam ~ Beta(alpha, alpha), and no one usual mistake explains your values at every "
+                        "alpha tried. Write c as E[lam] - E[lam^2], with E[lam] = 1/2 and E[lam^2] = Var(lam) + "
+                        "1/4, and use the same formula for every alpha.")
+        return hint(f"for alpha = {alpha} you returned {value:.6g}, close to but not exactly the right value. If "
+                    "this is a Monte Carlo estimate or a rounded number, derive the exact value from the mean and "
+                    "the variance of Beta(alpha, alpha) instead; otherwise check each step of your formula.")
     return passed("c = alpha / (2 (2 alpha + 1)), exactly.")
 
 
@@ -222,7 +243,17 @@ def check_expected_loss(expected_loss: Callable) -> Feedback:
             value, problem = as_float(value, "the expected loss")
         if problem is not None:
             return problem
-        problem = diagnose(value, expected, {
+        n = len(e)
+        var_unbiased = var * n / (n - 1)
+        mistakes = {
+            "you used the unbiased variance (e.var(), which divides by n - 1) where the formula needs the mean "
+            "of the squares: mean(e^2) = var + mean(e)^2 only for the variance that divides by n "
+            "(e.var(unbiased=False)); simplest is e.pow(2).mean().":
+                (0.5 - c) * var_unbiased + m1**2 / 2,
+            "you left out self-pairs (a partner j != i, an n - 1 formula). The book pairs by a uniformly "
+            "random permutation, which pairs an example with itself with probability 1/n, so the partner "
+            "pi(i) is uniform over ALL n examples, i itself included: E[e_pi(i)] = mean(e), and the cross part "
+            "is c mean(e)^2.": (1 - 2 * c) * m2 / 2 + c * (n * n * m1**2 - n * m2) / (n * (n - 1)),
             "you left out the penalty on the mean residual, c mean(e)^2: the cross products "
             "2 lam (1-lam) e_i e_pi(i) average to 2c mean(e)^2, not to zero.": (1 - 2 * c) * m2 / 2,
             "the cross products e_i e_pi(i) average to mean(e)^2 (pi(i) is uniform over all examples), "
@@ -243,12 +274,16 @@ def check_expected_loss(expected_loss: Callable) -> Feedback:
                 (1 - 2 * c) * m2 / 2 - c * m1**2,
             "the cross part is c mean(e)^2, not 2c mean(e)^2: the factor 2 of 2 lam (1-lam) e e' is halved "
             "by the 1/2 of the loss.": (1 - 2 * c) * m2 / 2 + 2 * c * m1**2,
-        }, rtol=1e-6, atol=1e-12, fallback="it matches none of the usual mistakes. Expand 1/2 (lam e_i + (1-lam) "
-           "e_pi(i))^2, take the expectation over lam (E[lam^2] = E[(1-lam)^2] = 1/2 - c, E[lam (1-lam)] = c) and "
-           "over the uniform partner pi(i) (E[e_pi(i)] = mean(e)), then average over i.")
+        }
+        problem = diagnose(value, expected, mistakes, rtol=1e-6, atol=1e-12, fallback=(
+           "it matches none of the usual mistakes. Expand 1/2 (lam e_i + (1-lam) e_pi(i))^2, take the "
+           "expectation over lam (E[lam^2] = E[(1-lam)^2] = 1/2 - c, E[lam (1-lam)] = c) and "
+           "over the uniform partner pi(i) (E[e_pi(i)] = mean(e)), then average over i."))
         if problem is not None:
-            if math.isclose(value, expected, rel_tol=0.03):
-                problem = hint(f"you returned {value:.6g}, close to but not exactly the right value: that looks "
-                               "like a Monte Carlo estimate. Give the exact expectation.")
+            known = any(math.isclose(value, v, rel_tol=1e-6, abs_tol=1e-12) for v in mistakes.values())
+            if not known and math.isclose(value, expected, rel_tol=0.03):
+                problem = hint(f"you returned {value:.6g}, close to but not exactly the right value. If this is a "
+                               "Monte Carlo estimate, give the exact expectation instead; otherwise check each "
+                               "step of your formula (the mean of the squares, the partner's distribution, c).")
             return hint(f"with {len(e)} residuals and alpha = {alpha}: " + problem.message)
     return passed("your expected loss is (1 - 2c) mean(e^2)/2 + c mean(e)^2, exactly.")

@@ -194,7 +194,17 @@ def _expected_mistakes(e: torch.Tensor, alpha: float) -> dict[str, float]:
     c = alpha / (2 * (2 * alpha + 1))
     sq = float((e**2).sum(1).mean())
     mean_sq = float((e.mean(0) ** 2).sum())
+    n = e.shape[0]
+    no_self = (n * n * mean_sq - n * sq) / (n * (n - 1))  # mean of e_i . e_j over the pairs j != i
+    c_precedence = alpha / (4 * alpha + 1)  # alpha / (2 * 2 * alpha + 1), brackets misplaced
     return {
+        "you left out self-pairs (a partner j != i, an n - 1 formula). The book pairs by a uniformly random "
+        "permutation, which pairs an example with itself with probability 1/n, so the partner is uniform over ALL "
+        "the examples, i itself included, and the cross terms average to c ||mean_i e_i||^2.":
+            (1 - 2 * c) / 2 * sq + c * no_self,
+        "your c is alpha / (4 alpha + 1): `alpha / (2 * 2 * alpha + 1)` divides by 4 alpha + 1. The constant is "
+        "alpha / (2 (2 alpha + 1)), so write alpha / (2 * (2 * alpha + 1)).":
+            (1 - 2 * c_precedence) / 2 * sq + c_precedence * mean_sq,
         "your constant c is alpha / (2 alpha + 1), twice too large: E[lam (1 - lam)] = alpha / (2 (2 alpha + 1)).":
             (1 - 4 * c) / 2 * sq + 2 * c * mean_sq,
         "you dropped the cross terms' average, c ||mean residual||^2: a random partner's residual averages to the "
@@ -229,9 +239,12 @@ def check_expected_last_layer_loss(expected_last_layer_loss: Callable) -> Feedba
                                     "a uniformly random partner j (which may be i itself): expand the square, then "
                                     "use E[lam (1-lam)] = c and E[e_j] = mean residual.")
         if problem is not None:
-            if math.isclose(got, expected, rel_tol=0.05):
-                return hint(f"for alpha = {alpha} your value is close but not exact: a Monte Carlo estimate? "
-                            "The exercise asks for the exact expectation.")
+            known = any(math.isclose(got, v, rel_tol=1e-6, abs_tol=1e-9) for v in mistakes.values())
+            if not known and math.isclose(got, expected, rel_tol=0.03):
+                return hint(f"for alpha = {alpha}, {e.shape[0]} examples, your value is close to but not exactly "
+                            "the right one. If it is a Monte Carlo estimate, give the exact expectation instead; "
+                            "otherwise check each step of your formula: the constant c = E[lam (1 - lam)], the "
+                            "weight (1 - 2c) / 2 of the ordinary part, and a partner uniform over all examples.")
             return hint(f"for alpha = {alpha}, {e.shape[0]} examples: " + problem.message)
     return passed("your prediction is exact on three batches. Minimising it over the head's bias removes the "
                   "penalty term, which is why the theory expects last-layer mixing with squared loss to train like "

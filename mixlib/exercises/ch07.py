@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -80,6 +81,10 @@ def check_curvature(curvature: Callable) -> Feedback:
         if isinstance(out, torch.Tensor) and out.numel() == 1 and h.shape[0] > 1:
             return hint(f"return one value per row, a tensor of shape ({h.shape[0]},); you returned a single "
                         "number. Did you average or sum over the rows?")
+        if isinstance(out, np.ndarray):
+            return hint("the exercise asks for a tensor of shape (B,), and you returned a NumPy array: keep the "
+                        "computation in torch (a detour through NumPy also cuts the gradient that a loss built "
+                        "on the curvature needs), or convert at the end with torch.as_tensor(...).")
         got, problem = as_tensor(out, "the curvature", shape=(h.shape[0],))
         if problem is not None:
             return problem
