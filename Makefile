@@ -26,7 +26,7 @@ $(BOOK_STAMP): requirements.txt pyproject.toml
 
 $(TEST_STAMP): $(BOOK_STAMP) requirements-test.txt
 	$(PIP) install -r requirements-test.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(BIN)/python -c "import pytest, nbval, hypothesis, playwright, axe_playwright_python" 
+	$(BIN)/python -c "import pytest, nbval, xdist, hypothesis, playwright, axe_playwright_python" 
 	touch $@
 
 ## Build the book into _build/html (strict: any warning or notebook error fails).
@@ -56,8 +56,11 @@ EXECUTED := $(patsubst %,_build/jupyter_execute/%,$(sort $(wildcard chapters/[0-
 ## What may legitimately differ is sanitised by tests/nbval-sanitize.cfg, which says why.
 compare: $(TEST_STAMP)
 	@for nb in $(EXECUTED); do test -f "$$nb" || { echo "$$nb is missing: run make book first"; exit 1; }; done
-	$(QUIET) $(BIN)/python -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
-	  $(EXECUTED) || { echo "A chapter printed something else than in the build's run (above). If that"\
+	rm -rf _build/compare
+	$(BIN)/python scripts/compare_reference.py _build/compare $(EXECUTED) >/dev/null
+	$(QUIET) $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --nbval \
+	  --nbval-sanitize-with tests/nbval-sanitize.cfg _build/compare/*.ipynb \
+	  || { echo "A chapter printed something else than in the build's run (above). If that"\
 	  "run predates your last change to mixlib, rebuild from scratch: rm -rf _build && make book."; exit 1; }
 
 # Learners work in lab/ (ignored by git): the student edition of each chapter, with a stub
