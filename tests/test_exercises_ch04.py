@@ -463,3 +463,4 @@ def test_mixing_constant_names_a_mistake_only_when_it_fits_every_alpha():
     feedback = assert_rejected(ch04.check_mixing_constant, c_zero_below_one, "no one usual mistake")
     assert "+1" not in feedback.message
     assert_rejected(ch04.check_mixing_constant, c_dropped_plus_one, r"every alpha tried .*dropped the \+1")
+    assert_rejected(ch04.check_mixing_constant, lambda alpha: alpha / (2 * 2 * alpha + 1), r"4 alpha \+ 1")

@@ -180,6 +180,8 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
                 1 / (2 * (2 * alpha + 1)),
             "the denominator has 2 alpha + 1 (that is a + b + 1 with a = b = alpha), not alpha + 1.":
                 alpha / (2 * (alpha + 1)),
+            "yours is alpha / (4 alpha + 1): the brackets are misplaced. c = alpha / (2 (2 alpha + 1)), that is "
+            "alpha / (2 * (2 * alpha + 1)) in code.": alpha / (4 * alpha + 1),
         }
 
     def same(u: float, v: float) -> bool:
