@@ -45,7 +45,7 @@ lint: $(TEST_STAMP)
 
 ## Everything CI checks: lint, the strict build, library and site tests, every notebook.
 test: $(TEST_STAMP) browser lint book
-	$(QUIET) $(BIN)/python -m pytest
+	$(QUIET) $(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory compare
 
 # The notebooks the strict build executed (myst-nb writes them to _build/jupyter_execute).
