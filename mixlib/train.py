@@ -533,7 +533,8 @@ def adam_with_zero_grads(params: list[torch.Tensor], run: Run) -> torch.optim.Ad
     for p in params:
         if p.requires_grad and p.grad is None:
             p.grad = torch.zeros_like(p)
-    return torch.optim.Adam(params, lr=run.lr, weight_decay=run.weight_decay)
+    # foreach: one fused pass over all tensors (the same elementwise arithmetic, less Python)
+    return torch.optim.Adam(params, lr=run.lr, weight_decay=run.weight_decay, foreach=True)
 
 
 def fit(
