@@ -19,12 +19,7 @@ from ._checks import (
     model_error,
 )
 from .mixing import _check_labels
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+from .seeding import model_device
 
 
 @torch.no_grad()
@@ -37,7 +32,7 @@ def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     was_training = model.training
     model.eval()
     try:
-        out = model(x.to(_model_device(model)))
+        out = model(x.to(model_device(model)))
     except torch.OutOfMemoryError:
         raise
     except RuntimeError as problem:

@@ -37,3 +37,10 @@ def make_generator(seed: int) -> torch.Generator:
 def device() -> torch.device:
     """CUDA when present, else CPU. Nothing in the book requires a GPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")

@@ -38,6 +38,7 @@ from ._checks import check_seed as _check_seed
 from .data import batches
 from .manifold import StagedNet
 from .mixing import mix, random_pairing, sample_lambda
+from .seeding import model_device
 
 METHODS = ("erm", "input", "manifold")
 LOSSES = ("ce", "bce", "mse")
@@ -75,13 +76,6 @@ def progress_enabled() -> bool:
     if os.environ.get("MIXLIB_PROGRESS", "") == "0":
         return False
     return not os.environ.get("CI")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a model without parameters)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 @torch.no_grad()
