@@ -10,7 +10,8 @@ Run with ``.venv/bin/python bench/bench.py``. Prints these ratios, each with its
 3. ``mixup`` / ``torch.lerp(x[perm], x, lam)`` on a 256x3x32x32 batch (budget 1.1);
 4. K = 16 seeds of a digits MLP (64-128-128-10, batch 64, 20 epochs of manifold mixup) trained as
    one ensemble by :func:`mixlib.ensemble.fit_ensemble` / 16 sequential :func:`mixlib.fit` calls
-   (budget 0.25); timed once each, wall clock, with torch's default thread count.
+   (budget 0.25); three rounds of one timing each, wall clock, with torch's default thread
+   count; the median of the three ratios counts.
 
 Each comparison warms up both sides, then times them in alternating order (so that drifts in
 machine load hit both alike), many repeats of a few calls each; the ratio is the median over
@@ -124,13 +125,15 @@ def bench_training_step() -> tuple[float, float, float, float, float, float]:
     )
 
 
-def bench_ensemble(k: int = 16, epochs: int = 20) -> tuple[float, float, float]:
+def bench_ensemble(k: int = 16, epochs: int = 20, rounds: int = 3) -> tuple[float, float, float, list[float]]:
     """Wall-clock seconds of K seeds as one ensemble and as K sequential fit calls, and their ratio.
 
-    Both run with torch's default thread count (``seed_everything``, used to build the models,
-    sets one thread; it is reset before timing): the stacked model's batched products are large
-    enough to use both cores of the reference machine, a single small model's are not. That is
-    part of what the ensemble buys.
+    ``rounds`` pairs of timings, the two sides in alternating order (sequential first in even
+    rounds), each pair on fresh models; returns the median times, the median of the per-round
+    ratios and the ratios themselves. Both sides run with torch's default thread count
+    (``seed_everything``, used to build the models, sets one thread; it is reset before timing):
+    the stacked model's batched products are large enough to use both cores of the reference
+    machine, a single small model's are not. That is part of what the ensemble buys.
     """
     data = digits(seed=0)
     kwargs = dict(method="manifold", alpha=2.0, epochs=epochs, batch_size=64, lr=1e-3, progress=False)
@@ -144,16 +147,25 @@ def bench_ensemble(k: int = 16, epochs: int = 20) -> tuple[float, float, float]:
         torch.set_num_threads(threads)
         return built
 
-    sequential = models()
-    start = time.perf_counter()
-    for seed, model in enumerate(sequential):
-        fit(model, data.x_train, data.y_train, seed=seed, **kwargs)
-    t_seq = time.perf_counter() - start
-    together = models()
-    start = time.perf_counter()
-    fit_ensemble(together, data.x_train, data.y_train, seeds=list(range(k)), **kwargs)
-    t_ens = time.perf_counter() - start
-    return t_ens, t_seq, t_ens / t_seq
+    def sequential() -> float:
+        start = time.perf_counter()
+        for seed, model in enumerate(built):
+            fit(model, data.x_train, data.y_train, seed=seed, **kwargs)
+        return time.perf_counter() - start
+
+    def together() -> float:
+        start = time.perf_counter()
+        fit_ensemble(built, data.x_train, data.y_train, seeds=list(range(k)), **kwargs)
+        return time.perf_counter() - start
+
+    t_ens, t_seq = [], []
+    for r in range(rounds):
+        for side in (sequential, together) if r % 2 == 0 else (together, sequential):
+            built = models()
+            (t_seq if side is sequential else t_ens).append(side())
+    ratios = [e / s for e, s in zip(t_ens, t_seq, strict=True)]
+    median = statistics.median
+    return median(t_ens), median(t_seq), median(ratios), ratios
 
 
 def bench_gradient_terms() -> tuple[float, float, float, float, float]:
@@ -215,13 +227,29 @@ def report(name: str, ratio: float, budget: float | None, times: str) -> bool:
     return budget is None or ratio <= budget
 
 
+def settle_allocator() -> None:
+    """Allocate and free one 16 MiB block, so that glibc keeps later large buffers in its heap.
+
+    glibc's ``malloc`` hands out a large block with a fresh ``mmap`` (one page fault per 4 KiB
+    on first touch) until a freed block has raised its threshold, and trims its heap when the
+    free space at the top exceeds twice that threshold. What ran earlier in the process decides
+    both, so without this a 3 MiB batch took either 0.15 ms or 0.43 ms per call from one run to
+    the next (``mixup`` / ``lerp`` measured 0.5 or 1.2), and the page faults, not the code, set
+    the ratio. One freed 16 MiB block (under glibc's 32 MiB cap) fixes the state for every
+    measurement below; it changes nothing on other allocators.
+    """
+    block = torch.ones(16 * 2**20, dtype=torch.uint8)
+    del block
+
+
 def main() -> int:
+    settle_allocator()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
     print("ratio = median over repeats of the paired ratio; times = medians per call\n")
     t_mm, t_erm, r_step, t_plain, t_erm2, r_plain = bench_training_step()
     t_terms, t_fb, t_b, r_fb, r_b = bench_gradient_terms()
     t_mix, t_lerp, r_mix = bench_mixup()
-    t_ens, t_seq, r_ens = bench_ensemble()
+    t_ens, t_seq, r_ens, r_rounds = bench_ensemble()
 
     def ms(a: float, b: float) -> str:
         return f"{a * 1e3:.3f} ms vs {b * 1e3:.3f} ms"
@@ -233,7 +261,8 @@ def main() -> int:
         report("   gradient_terms / backward call alone", r_b, None, ms(t_terms, t_b) + "; for information"),
         report("3. mixup / torch.lerp(x[perm], x, lam)", r_mix, 1.1, ms(t_mix, t_lerp)),
         report("4. 16 seeds as one ensemble / 16 fit calls", r_ens, 0.25,
-               f"{t_ens:.1f} s vs {t_seq:.1f} s wall clock, one run"),
+               f"{t_ens:.1f} s vs {t_seq:.1f} s wall clock; rounds "
+               + ", ".join(f"{r:.2f}" for r in r_rounds)),
     ]
     print(f"\nload average at the end {os.getloadavg()[0]:.1f} (2 cores on the reference machine)")
     return 0 if all(ok) else 1

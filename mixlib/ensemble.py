@@ -2,7 +2,7 @@
 
 Chapters 06 and 07 compare methods over many seeds. Training K models one after another
 costs K times the Python overhead of a small model's training step; stacking their weights
-into ``(K, out, in)`` tensors and running all K forward and backward passes as batched matrix
+into ``(K, in, out)`` tensors and running all K forward and backward passes as batched matrix
 products costs little more than one.
 
 Nothing about the training changes. Each member keeps its own initial weights, its own
@@ -12,7 +12,8 @@ loss is the *sum* of the members' batch-mean losses, so the gradient that reache
 ``k``'s weights is exactly the gradient of its own loss; and Adam (weight decay included) is
 elementwise, so one Adam over the stacked weights is K independent Adams. Model ``k`` therefore
 ends where ``fit(models[k], x, y, seed=seeds[k], ...)`` would have left it, up to the rounding of
-batched instead of single matrix products (``tests/test_ensemble.py`` checks this).
+batched instead of single matrix products and of a fused Adam update (``tests/test_ensemble.py``
+checks this for every recipe).
 
 Only networks built by :func:`mixlib.manifold.mlp` (blocks of ``Linear`` then an activation,
 and a ``Linear`` head) are stacked; :func:`stackable` says whether a model qualifies.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -72,12 +74,17 @@ def _signature(model: nn.Module) -> tuple:
 
 
 class _Stack:
-    """The stacked weights of K mlp models: ``weight[l]`` is ``(K, out, in)``, ``bias[l]`` is ``(K, 1, out)``."""
+    """The stacked weights of K mlp models: ``weight[l]`` is ``(K, in, out)``, ``bias[l]`` is ``(K, 1, out)``.
+
+    The weights are stored transposed (``Linear`` keeps ``(out, in)``) so that ``h @ weight`` needs no
+    transpose and its gradient comes out of the backward already in the parameter's layout, with
+    no copy.
+    """
 
     def __init__(self, models: Sequence[nn.Module]) -> None:
         per_model = [_layers_of(m) for m in models]
         self.activations = [act for _, act in per_model[0]]
-        self.weight = [nn.Parameter(torch.stack([m[i][0].weight.detach() for m in per_model]).clone())
+        self.weight = [nn.Parameter(torch.stack([m[i][0].weight.detach().T for m in per_model]).contiguous())
                        for i in range(len(self.activations))]
         self.bias = [nn.Parameter(torch.stack([m[i][0].bias.detach() for m in per_model]).unsqueeze(1).clone())
                      for i in range(len(self.activations))]
@@ -87,12 +94,12 @@ class _Stack:
 
     def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """Layer ``i`` (a block, or the head for the last ``i``) applied to ``h`` of shape ``(K, B, in)``."""
-        out = torch.baddbmm(self.bias[i], h, self.weight[i].transpose(1, 2))
+        out = torch.baddbmm(self.bias[i], h, self.weight[i])
         act = self.activations[i]
         if act is nn.ReLU:
-            return torch.relu(out)
+            return torch.relu_(out)  # in place: baddbmm needs only its inputs for the backward
         if act is nn.Tanh:
-            return torch.tanh(out)
+            return torch.tanh_(out)
         return out
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -106,7 +113,7 @@ class _Stack:
         with torch.no_grad():
             for k, model in enumerate(models):
                 for i, (lin, _) in enumerate(_layers_of(model)):
-                    lin.weight.copy_(self.weight[i][k])
+                    lin.weight.copy_(self.weight[i][k].T)
                     lin.bias.copy_(self.bias[i][k, 0])
 
 
@@ -115,56 +122,87 @@ def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return t[torch.arange(len(t), device=t.device).unsqueeze(1), index]
 
 
-class _PermuteRows(torch.autograd.Function):
-    """``t[k][perm[k]]`` for ``t`` of shape ``(K, B, d)``, given as flat row indices into ``(K * B, d)``.
-
-    Speed only: one ``index_select`` over the flattened rows is much cheaper than a gather with an
-    expanded index, and autograd would send the gradient back through a scatter-add; for a
-    permutation the gradient is the same selection with the inverse permutation.
-    """
-
-    @staticmethod
-    def forward(ctx, t: torch.Tensor, rows: torch.Tensor, inverse_rows: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(inverse_rows)
-        return t.reshape(-1, t.shape[-1]).index_select(0, rows).reshape(t.shape)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (inverse_rows,) = ctx.saved_tensors
-        return grad.reshape(-1, grad.shape[-1]).index_select(0, inverse_rows).reshape(grad.shape), None, None
+def _select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows of ``t`` ``(K, B, d)`` picked by flat indices into its ``K * B`` rows (one index_select)."""
+    return t.reshape(-1, t.shape[-1]).index_select(0, rows).reshape(t.shape)
 
 
-def _member_losses(
+def _losses_and_gradients(
     stack: _Stack, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, draws: list
 ) -> torch.Tensor:
-    """One loss per member for the batches ``x`` ``(K, B, d)``, ``y`` ``(K, B)`` and their draws."""
+    """One loss per member for the batches ``x`` ``(K, B, d)``, ``y`` ``(K, B)`` and their draws.
+
+    Writes the gradient of the summed losses into the ``.grad`` of every stacked parameter, so
+    that member ``k``'s weights get the gradient of its own loss. This is the speed-critical part
+    of the ensemble, so the network's backward pass is written out by hand: no graph to record,
+    no gradient buffers to allocate and add up, each weight's gradient written straight into its
+    ``.grad``. Only the loss on the network's outputs goes through autograd, which keeps every
+    loss and ``terms`` variant as :func:`mixlib.train.fit` computes it. ``tests/test_ensemble.py``
+    checks the result against ``fit`` for every recipe.
+    """
     target = soft_targets(y.reshape(-1), recipe, x.dtype).reshape(*y.shape, -1)
-    if recipe.method == "erm":
-        return criterion(stack.forward(x), target, recipe.loss)
     device = x.device
-    lam = torch.tensor([d.lam for d in draws], dtype=x.dtype, device=device).reshape(-1, 1, 1)
-    perm = torch.stack([d.perm for d in draws]).to(device)
-    if recipe.terms != "all":
-        noise = None
-        if recipe.terms == "noise":
-            noise = torch.stack([d.noise for d in draws]).to(device)
-        return terms_loss(stack.forward(x), target, lam.squeeze(-1), lambda t: _rows(t, perm), recipe.terms, noise)
-    # Mix member k's hidden state at its own layer: layer l is the input of block l. A member that
-    # mixes elsewhere gets weight 1 here, and lerp(partner, h, 1) is h exactly (value and gradient).
-    layer = torch.tensor([d.layer for d in draws], device=device).reshape(-1, 1, 1)
-    offsets = torch.arange(len(perm), device=device).unsqueeze(1) * perm.shape[1]
-    rows, inverse_rows = (perm + offsets).reshape(-1), (perm.argsort(dim=1) + offsets).reshape(-1)
+    members, batch = y.shape
+    mixing_layers: list[int] = []
+    if recipe.method != "erm":
+        # Small per-member tensors go through NumPy: torch.tensor(list) stores element by element.
+        lams = np.array([d.lam for d in draws])
+        lam = torch.from_numpy(lams).to(device=device, dtype=x.dtype).reshape(-1, 1, 1)
+        perm = torch.stack([d.perm for d in draws]).to(device)
+        # Member k's partners as flat indices into the K * B rows, and the inverse permutation.
+        rows = (perm + torch.arange(members, device=device).unsqueeze(1) * batch).reshape(-1)
+        inverse_rows = torch.empty_like(rows).scatter_(0, rows, torch.arange(members * batch, device=device))
+        if recipe.terms == "all":
+            # Member k mixes its hidden state at its own layer (layer l is the input of block l). A
+            # member that mixes elsewhere gets weight 1 there: lerp(partner, h, 1) is h exactly.
+            chosen = np.array([d.layer for d in draws])
+            mixing_layers = [i for i in recipe.layers if i in chosen]
+            here = chosen == np.array(mixing_layers).reshape(-1, 1)  # (layers, K): who mixes where
+            weights = torch.from_numpy(np.where(here, lams, 1.0)).to(device=device, dtype=x.dtype)
+            weights = weights.reshape(len(mixing_layers), members, 1, 1)
+            blocked = torch.from_numpy(here).to(device).reshape(len(mixing_layers), members, 1, 1)
+    # Forward pass, keeping each layer's input (after mixing) and output for the backward pass.
+    inputs, outputs = [], []
     h = x
-    for i in range(len(stack.weight)):
-        if i in recipe.layers:
-            here = layer == i
-            if recipe.block_grad:
-                h = torch.where(here, h.detach(), h)  # no gradient below the mixing layer
-            weight = torch.where(here, lam, torch.ones_like(lam))
-            h = torch.lerp(_PermuteRows.apply(h, rows, inverse_rows), h, weight)
-        h = stack.block(i, h)
-    mixed_target = torch.lerp(_rows(target, perm), target, lam)
-    return criterion(h, mixed_target, recipe.loss)
+    with torch.no_grad():
+        for i in range(len(stack.weight)):
+            if i in mixing_layers:
+                h = torch.lerp(_select_rows(h, rows), h, weights[mixing_layers.index(i)])
+            inputs.append(h)
+            h = stack.block(i, h)
+            outputs.append(h)
+    # The loss on the outputs, and its gradient with respect to them, by autograd.
+    out = h.detach().requires_grad_()
+    with torch.enable_grad():
+        if recipe.terms != "all":
+            noise = torch.stack([d.noise for d in draws]).to(device) if recipe.terms == "noise" else None
+            losses = terms_loss(out, target, lam.squeeze(-1), lambda t: _rows(t, perm), recipe.terms, noise)
+        else:
+            if recipe.method != "erm":
+                target = torch.lerp(_select_rows(target, rows), target, lam)
+            # class-major copies (K, C, B): the softmax then runs along a long axis, much faster
+            losses = criterion(out.transpose(1, 2).contiguous(), target.transpose(1, 2), recipe.loss, class_dim=-2)
+        (grad,) = torch.autograd.grad(losses.sum(), out)
+    # Backward pass through the blocks by hand, top down; gradients written into .grad.
+    with torch.no_grad():
+        for i in reversed(range(len(stack.weight))):
+            activation = stack.activations[i]
+            if activation is nn.ReLU:  # autograd's own ReLU backward: zero where the output is 0
+                grad = torch.ops.aten.threshold_backward(grad, outputs[i], 0)
+            elif activation is nn.Tanh:
+                grad = grad * (1 - outputs[i] * outputs[i])
+            torch.bmm(inputs[i].transpose(1, 2), grad, out=stack.weight[i].grad)
+            torch.sum(grad, dim=1, keepdim=True, out=stack.bias[i].grad)
+            if i == 0:
+                break  # no gradient for the inputs
+            grad = torch.bmm(grad, stack.weight[i].transpose(1, 2))
+            if i in mixing_layers:
+                # d/dh of lerp(h[partner], h, w): w * g + (1 - w) * g at the rows that took h as partner
+                j = mixing_layers.index(i)
+                grad = torch.lerp(_select_rows(grad, inverse_rows), grad, weights[j])
+                if recipe.block_grad:  # no gradient below the mixing layer for the members mixing here
+                    grad = grad.masked_fill_(blocked[j], 0.0)
+    return losses.detach()
 
 
 @torch.no_grad()
@@ -220,22 +258,23 @@ def fit_ensemble(
     recipe = run.recipe
     regression = recipe.num_classes is None
     stack = _Stack(models)
-    optimizer = adam_with_zero_grads(stack.parameters(), run)
+    optimizer = adam_with_zero_grads(stack.parameters(), run, fused=True)
     streams = [generators_for(s) for s in seeds]  # (shuffle, mixing) per member, as in fit
     histories = [History() for _ in models]
     n = run.x.shape[0]
     bar = tqdm(range(1, run.epochs + 1), desc=f"{recipe.method} x{len(models)}", disable=not run.show, leave=False)
     for epoch in bar:
         orders = torch.stack([torch.randperm(n, generator=shuffle) for shuffle, _ in streams]).to(run.device)
-        total = torch.zeros(len(models), dtype=torch.float64, device=run.device)
+        batch_losses = []
         for start in range(0, n, run.batch_size):
             idx = orders[:, start : start + run.batch_size]
             draws = [draw(recipe, idx.shape[1], mixing) for _, mixing in streams]
-            losses = _member_losses(stack, run.x[idx], run.y[idx], recipe, draws)
-            optimizer.zero_grad(set_to_none=False)
-            losses.sum().backward()  # member k's weights get the gradient of its own loss only
+            flat = idx.reshape(-1)  # index_select on flat rows: cheaper than indexing with a (K, B) index
+            xb = run.x.index_select(0, flat).reshape(*idx.shape, *run.x.shape[1:])
+            losses = _losses_and_gradients(stack, xb, run.y.index_select(0, flat).reshape(idx.shape), recipe, draws)
             optimizer.step()
-            total += losses.detach().double() * idx.shape[1]
+            batch_losses.append(losses.detach() * idx.shape[1])
+        total = torch.stack(batch_losses).double().sum(0)
         if epoch % run.eval_every == 0 or epoch == run.epochs:
             train = _metric(stack, run.x, run.y, regression).tolist()
             test = _metric(stack, run.x_test, run.y_test, regression).tolist() if run.x_test is not None else None

@@ -7,8 +7,8 @@ import torch
 
 import mixlib
 from mixlib.data import corrupt_labels
-from mixlib.ensemble import fit_ensemble, stackable
-from mixlib.train import fit
+from mixlib.ensemble import _losses_and_gradients, _Stack, fit_ensemble, stackable
+from mixlib.train import draw, fit, make_recipe, recipe_loss
 
 SEEDS = (0, 1, 2)
 
@@ -60,6 +60,44 @@ def test_each_member_equals_its_own_fit_call(data, config):
         assert ha.test_metric == pytest.approx(hb.test_metric, abs=2 / len(data.y_test))
     # members differ from each other: each has its own weights, batches and draws
     assert not torch.allclose(together[0].head.weight, together[1].head.weight)
+
+
+TANH_CONFIGS = [
+    {"method": "manifold", "alpha": 0.5, "block_grad": True},
+    {"method": "input", "alpha": 1.0, "loss": "mse"},
+]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("config", CONFIGS + TANH_CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_one_step_gradients_equal_autograd_on_each_model(data, config, activation):
+    # The ensemble's backward pass is written by hand: one step's gradients must be autograd's
+    # gradients of each member's own loss (recipe_loss, what fit differentiates), member by member.
+    config = {k: v for k, v in config.items() if k not in ("weight_decay", "batch_size")}
+    models = [_build(s, activation=activation) for s in SEEDS]
+    recipe = make_recipe(models[0], num_classes=10, **config)
+    batch = 16
+    streams = [torch.Generator().manual_seed(100 + s) for s in SEEDS]
+    draws = [draw(recipe, batch, g) for g in streams]
+    if recipe.method == "manifold" and recipe.terms == "all":
+        assert len({d.layer for d in draws}) > 1 or len(recipe.layers) == 1  # members mix at different layers
+    index = torch.stack([torch.randperm(len(data.y_train), generator=g)[:batch] for g in streams])
+    x, y = data.x_train[index], data.y_train[index]
+    stack = _Stack(models)
+    for p in stack.parameters():
+        p.grad = torch.full_like(p, float("nan"))  # every entry must be overwritten
+    losses = _losses_and_gradients(stack, x, y, recipe, draws)
+    for k, model in enumerate(models):
+        loss = recipe_loss(model, x[k], y[k], recipe, draws[k])
+        assert losses[k].item() == pytest.approx(loss.item(), rel=1e-5, abs=1e-7)
+        model.zero_grad(set_to_none=False)
+        loss.backward()
+        linears = [block[0] for block in model.blocks] + [model.head]
+        for i, linear in enumerate(linears):
+            expected_w = torch.zeros_like(linear.weight) if linear.weight.grad is None else linear.weight.grad
+            expected_b = torch.zeros_like(linear.bias) if linear.bias.grad is None else linear.bias.grad
+            torch.testing.assert_close(stack.weight[i].grad[k].T, expected_w, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(stack.bias[i].grad[k, 0], expected_b, rtol=1e-4, atol=1e-6)
 
 
 def test_terms_all_is_manifold_mixup_at_the_last_layer(data):
