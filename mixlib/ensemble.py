@@ -48,17 +48,30 @@ _ACTIVATIONS = (nn.ReLU, nn.Tanh)
 
 
 def _layers_of(model: nn.Module) -> list[tuple[nn.Linear, type | None]] | None:
-    """``[(linear, activation type), ..., (head, None)]`` for an mlp-shaped StagedNet, else None."""
-    if not isinstance(model, StagedNet) or not isinstance(model.head, nn.Linear):
+    """``[(linear, activation type), ..., (head, None)]`` for an mlp-shaped StagedNet, else None.
+
+    Only the plain modules qualify: a subclass could compute something else in ``forward``, a
+    hook or a parametrisation (weight norm) changes what the weights mean, and a frozen weight
+    must stay frozen; the stacked model would ignore all of these.
+    """
+    if type(model) is not StagedNet or type(model.head) is not nn.Linear:
         return None
     layers: list[tuple[nn.Linear, type | None]] = []
     for block in model.blocks:
-        if not (isinstance(block, nn.Sequential) and len(block) == 2 and isinstance(block[0], nn.Linear)
+        if not (type(block) is nn.Sequential and len(block) == 2 and type(block[0]) is nn.Linear
                 and type(block[1]) in _ACTIVATIONS):
             return None
         layers.append((block[0], type(block[1])))
     layers.append((model.head, None))
     if any(lin.bias is None for lin, _ in layers):
+        return None
+    for module in model.modules():
+        if module._forward_hooks or module._forward_pre_hooks or getattr(module, "parametrizations", None):
+            return None
+    params = [p for lin, _ in layers for p in (lin.weight, lin.bias)]
+    if {id(p) for p in model.parameters()} != {id(p) for p in params} or not all(p.requires_grad for p in params):
+        return None
+    if len({(p.dtype, p.device) for p in params}) != 1:
         return None
     return layers
 
@@ -70,7 +83,8 @@ def stackable(model: nn.Module) -> bool:
 
 def _signature(model: nn.Module) -> tuple:
     layers = _layers_of(model)
-    return tuple((lin.in_features, lin.out_features, act) for lin, act in layers) + (model.eligible_layers,)
+    shapes = tuple((lin.in_features, lin.out_features, act) for lin, act in layers)
+    return shapes + (model.eligible_layers, model.head.weight.dtype)
 
 
 class _Stack:
@@ -120,6 +134,11 @@ class _Stack:
 def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``t[k][index[k]]`` for every member ``k``: ``t`` is ``(K, B, ...)``, ``index`` is ``(K, B)``."""
     return t[torch.arange(len(t), device=t.device).unsqueeze(1), index]
+
+
+def _wide(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """float64 where the device has it (not Apple's MPS), else ``dtype``."""
+    return dtype if device.type == "mps" else torch.float64
 
 
 def _select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -176,7 +195,10 @@ def _losses_and_gradients(
     with torch.enable_grad():
         if recipe.terms != "all":
             noise = torch.stack([d.noise for d in draws]).to(device) if recipe.terms == "noise" else None
-            losses = terms_loss(out, target, lam.squeeze(-1), lambda t: _rows(t, perm), recipe.terms, noise)
+            # The terms' weights from lambda in double precision, as fit computes them from a Python
+            # float: rounded to float32 first, a lambda within 6e-8 of 1 would zero (1 - lambda).
+            precise = torch.from_numpy(lams).to(device=device, dtype=_wide(x.dtype, device)).reshape(-1, 1)
+            losses = terms_loss(out, target, precise, lambda t: _rows(t, perm), recipe.terms, noise)
         else:
             if recipe.method != "erm":
                 target = torch.lerp(_select_rows(target, rows), target, lam)
@@ -208,8 +230,8 @@ def _losses_and_gradients(
 @torch.no_grad()
 def _metric(stack: _Stack, x: torch.Tensor, y: torch.Tensor, regression: bool) -> torch.Tensor:
     out = stack.forward(x)
-    if regression:
-        return ((out.squeeze(-1) - y) ** 2).mean(-1)
+    if regression:  # one output per example; targets shaped (n,) or (n, 1)
+        return ((out.reshape(len(out), -1) - y.reshape(1, -1)) ** 2).mean(-1)
     return (out.argmax(-1) == y).double().mean(-1)
 
 
@@ -242,7 +264,7 @@ def fit_ensemble(
                 f"models[{k}] ({type(model).__name__}) is not an mlp-shaped StagedNet; train it with mixlib.fit"
             )
         if _signature(model) != _signature(models[0]):
-            raise ValueError(f"models[{k}] has a different architecture from models[0]; all K must match")
+            raise ValueError(f"models[{k}] has a different architecture or dtype from models[0]; all K must match")
     if len({id(m) for m in models}) != len(models):
         raise ValueError("models must be K distinct models (the same model appears twice)")
     if not isinstance(seeds, (str, bytes)) and isinstance(seeds, Iterable):
@@ -253,6 +275,8 @@ def fit_ensemble(
     if "loss_fn" in fit_kwargs or "seed" in fit_kwargs:
         raise ValueError("fit_ensemble takes seeds= (one per model) and no loss_fn; use mixlib.fit for a custom loss")
     run = prepare_run(models[0], x, y, **fit_kwargs)
+    if run.x.dim() != 2:
+        raise ValueError(f"fit_ensemble needs x of shape (n, features), got {tuple(run.x.shape)}; use mixlib.fit")
     for model in models[1:]:
         model.to(run.device)
     recipe = run.recipe

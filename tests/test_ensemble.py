@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -137,6 +139,12 @@ def test_stackable_and_bad_arguments(data):
         fit_ensemble([_build(0), torch.nn.Linear(64, 10)], x, y, seeds=[0, 1])
     with pytest.raises(ValueError, match="architecture"):
         fit_ensemble([_build(0), _build(1, hidden=(32, 16))], x, y, seeds=[0, 1])
+    with pytest.raises(ValueError, match="dtype"):
+        fit_ensemble([_build(0), _build(1).double()], x, y, seeds=[0, 1])
+    reg = mixlib.regression_1d(n=20, seed=0)  # fit takes (n, 1, d) inputs here; the stack does not
+    with pytest.raises(ValueError, match=r"x of shape \(n, features\)"):
+        fit_ensemble([mixlib.mlp(1, [4], 1), mixlib.mlp(1, [4], 1)], reg.x_train.unsqueeze(1), reg.y_train,
+                     seeds=[0, 1], epochs=1, progress=False)
     with pytest.raises(ValueError, match="seeds"):
         fit_ensemble([_build(0), _build(1)], x, y, seeds=[0])
     with pytest.raises(ValueError, match="seed"):
@@ -146,3 +154,59 @@ def test_stackable_and_bad_arguments(data):
     model = _build(0)
     with pytest.raises(ValueError, match="distinct"):
         fit_ensemble([model, model], x, y, seeds=[0, 1])
+
+
+def test_models_the_stack_would_get_wrong_are_not_stackable():
+    # The stacked model computes Linear -> activation blocks from the raw weights and trains every
+    # weight: anything that changes that must be refused (and trained by fit instead).
+    frozen = _build(0)
+    frozen.blocks[0][0].weight.requires_grad_(False)
+
+    class Louder(mixlib.manifold.StagedNet):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    plain = _build(0)
+    subclass = Louder(plain.blocks, plain.head, eligible_layers=plain.eligible_layers)
+    normed = _build(0)
+    torch.nn.utils.parametrizations.weight_norm(normed.head)
+    hooked = _build(0)
+    hooked.blocks[1].register_forward_hook(lambda module, inputs, output: output * 0)
+    for model in (frozen, subclass, normed, hooked):
+        assert not stackable(model)
+    assert stackable(_build(0))
+
+
+def test_regression_targets_shaped_n_by_1():
+    reg = mixlib.regression_1d(n=40, seed=0)
+    y, y_test = reg.y_train.reshape(-1, 1), reg.y_test.reshape(-1, 1)
+
+    def build(seed):
+        mixlib.seed_everything(seed)
+        return mixlib.mlp(1, [8], 1)
+
+    kwargs = dict(method="manifold", alpha=1.0, epochs=2, batch_size=16, progress=False, x_test=reg.x_test,
+                  y_test=y_test)
+    alone = [fit(build(s), reg.x_train, y, seed=s, **kwargs) for s in SEEDS]
+    together = fit_ensemble([build(s) for s in SEEDS], reg.x_train, y, seeds=list(SEEDS), **kwargs)
+    for a, b in zip(alone, together, strict=True):
+        assert a.train_metric == pytest.approx(b.train_metric, rel=1e-4)
+        assert a.test_metric == pytest.approx(b.test_metric, rel=1e-4)
+
+
+def test_lambda_next_to_one_keeps_its_cross_terms(data):
+    # fit weighs the terms with lambda in double precision; a float32 lambda of 1 - 1e-9 is 1,
+    # which would zero lambda * (1 - lambda) and with it the whole cross-term gradient.
+    models = [_build(s) for s in SEEDS]
+    recipe = make_recipe(models[0], num_classes=10, method="manifold", alpha=2.0, loss="mse", layers=(2,),
+                         terms="cross")
+    draws = [dataclasses.replace(draw(recipe, 8, torch.Generator().manual_seed(s)), lam=1 - 1e-9) for s in SEEDS]
+    x, y = data.x_train[:24].reshape(3, 8, -1), data.y_train[:24].reshape(3, 8)
+    stack = _Stack(models)
+    for p in stack.parameters():
+        p.grad = torch.zeros_like(p)
+    _losses_and_gradients(stack, x, y, recipe, draws)
+    for k, model in enumerate(models):
+        recipe_loss(model, x[k], y[k], recipe, draws[k]).backward()
+        assert model.head.weight.grad.abs().max() > 0
+        torch.testing.assert_close(stack.weight[-1].grad[k].T, model.head.weight.grad, rtol=1e-3, atol=0)
