@@ -116,10 +116,10 @@ class _Stack:
             return torch.tanh_(out)
         return out
 
-    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """All members on the same inputs ``x`` ``(B, d)`` or on their own ``(K, B, d)``."""
         h = x if x.dim() == 3 else x.expand(len(self.weight[0]), *x.shape)
-        for i in range(start, len(self.weight)):
+        for i in range(len(self.weight)):
             h = self.block(i, h)
         return h
 
