@@ -1,50 +1,39 @@
 """Many seeds at once: K copies of one MLP trained as a single vectorised ensemble.
 
-Chapters 06 and 07 compare methods over many seeds. Training K models one after another
-costs K times the Python overhead of a small model's training step; stacking their weights
-into ``(K, in, out)`` tensors and running all K forward and backward passes as batched matrix
-products costs little more than one.
+Chapters 06 and 07 compare methods over many seeds, learning rates and data draws. Training K
+models one after another costs K times the Python overhead of a small model's training step;
+stacking their weights into ``(K, in, out)`` tensors (:class:`StackedMLP`) and running all K
+forward and backward passes as batched matrix products costs little more than one.
 
-Nothing about the training changes. Each member keeps its own initial weights, its own
-mini-batch order and its own mixing weight, pairing and mixing layer, drawn from its own
-generators in the order :func:`mixlib.train.fit` draws them (:func:`mixlib.train.draw`). The
-loss is the *sum* of the members' batch-mean losses, so the gradient that reaches member
-``k``'s weights is exactly the gradient of its own loss; and Adam (weight decay included) is
-elementwise, so one Adam over the stacked weights is K independent Adams. Model ``k`` therefore
-ends where ``fit(models[k], x, y, seed=seeds[k], ...)`` would have left it, up to the rounding of
-batched instead of single matrix products and of a fused Adam update (``tests/test_ensemble.py``
-checks this for every recipe).
+Nothing about the training changes. Member ``k`` keeps its own initial weights, mini-batch order
+and mixing draws, taken from its own generators in the order :func:`mixlib.train.fit` takes them,
+and its loss is :func:`mixlib.recipe.recipe_loss` on its own rows of the stack. The ensemble
+minimises the *sum* of the members' losses, so the gradient that reaches member ``k``'s weights is
+that of its own loss, and Adam is elementwise, so one Adam over the stacked weights is K Adams.
+Member ``k`` therefore ends where ``fit(models[k], x, y, seed=seeds[k], ...)`` would leave it, up
+to the rounding of batched matrix products (``tests/test_ensemble.py`` checks every option).
 
-Only networks built by :func:`mixlib.manifold.mlp` (blocks of ``Linear`` then an activation,
-and a ``Linear`` head) are stacked; :func:`stackable` says whether a model qualifies.
+Only networks built by :func:`mixlib.manifold.mlp` (blocks of ``Linear`` then an activation, and a
+``Linear`` head) are stacked; :func:`stackable` says whether a model qualifies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .manifold import StagedNet
-from .train import (
-    History,
-    Recipe,
-    adam_with_zero_grads,
-    check_seed,
-    criterion,
-    draw,
-    generators_for,
-    prepare_run,
-    soft_targets,
-    terms_loss,
-)
+from . import _fastpath
+from ._checks import check_positive, check_seed
+from .manifold import StagedNet, mlp
+from .recipe import Draw, draw, recipe_loss
+from .train import ExtraLoss, History, Run, adam_with_zero_grads, check_losses, generators_for, prepare_run, score
 
-__all__ = ["stackable", "fit_ensemble"]
+__all__ = ["StackedMLP", "stackable", "fit_ensemble"]
 
-_ACTIVATIONS = (nn.ReLU, nn.Tanh)
+_ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
 
 
 def _layers_of(model: nn.Module) -> list[tuple[nn.Linear, type | None]] | None:
@@ -52,7 +41,7 @@ def _layers_of(model: nn.Module) -> list[tuple[nn.Linear, type | None]] | None:
 
     Only the plain modules qualify: a subclass could compute something else in ``forward``, a
     hook or a parametrisation (weight norm) changes what the weights mean, and a frozen weight
-    must stay frozen; the stacked model would ignore all of these.
+    must stay frozen; the stack would ignore all of these.
     """
     if type(model) is not StagedNet or type(model.head) is not nn.Linear:
         return None
@@ -82,179 +71,243 @@ def stackable(model: nn.Module) -> bool:
 
 
 def _signature(model: nn.Module) -> tuple:
-    layers = _layers_of(model)
-    shapes = tuple((lin.in_features, lin.out_features, act) for lin, act in layers)
+    shapes = tuple((lin.in_features, lin.out_features, act) for lin, act in _layers_of(model))
     return shapes + (model.eligible_layers, model.head.weight.dtype)
 
 
-class _Stack:
-    """The stacked weights of K mlp models: ``weight[l]`` is ``(K, in, out)``, ``bias[l]`` is ``(K, 1, out)``.
+class _Forward:
+    """The forward pass of stacked members, as :class:`~mixlib.manifold.StagedNet` names its parts.
 
-    The weights are stored transposed (``Linear`` keeps ``(out, in)``) so that ``h @ weight`` needs no
-    transpose and its gradient comes out of the backward already in the parameter's layout, with
-    no copy.
+    Hidden states carry a leading member dimension: ``h`` is ``(K, B, width)``; layer ``l`` is the
+    input of block ``l`` and layer ``depth`` the features the head reads.
     """
 
-    def __init__(self, models: Sequence[nn.Module]) -> None:
-        per_model = [_layers_of(m) for m in models]
-        self.activations = [act for _, act in per_model[0]]
-        self.weight = [nn.Parameter(torch.stack([m[i][0].weight.detach().T for m in per_model]).contiguous())
-                       for i in range(len(self.activations))]
-        self.bias = [nn.Parameter(torch.stack([m[i][0].bias.detach() for m in per_model]).unsqueeze(1).clone())
-                     for i in range(len(self.activations))]
+    depth: int
+    size: int
 
-    def parameters(self) -> list[nn.Parameter]:
-        return [p for pair in zip(self.weight, self.bias, strict=True) for p in pair]
+    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:  # pragma: no cover - defined below
+        raise NotImplementedError
 
-    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        """Layer ``i`` (a block, or the head for the last ``i``) applied to ``h`` of shape ``(K, B, in)``."""
-        out = torch.baddbmm(self.bias[i], h, self.weight[i])
-        act = self.activations[i]
-        if act is nn.ReLU:
-            return torch.relu_(out)  # in place: baddbmm needs only its inputs for the backward
-        if act is nn.Tanh:
-            return torch.tanh_(out)
-        return out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """All members on the same inputs ``x`` ``(B, d)`` or on their own ``(K, B, d)``."""
-        h = x if x.dim() == 3 else x.expand(len(self.weight[0]), *x.shape)
-        for i in range(len(self.weight)):
+    def features(self, x: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+        """The hidden states at ``layer`` (default the last), for inputs ``(K, B, d)`` or shared ``(B, d)``."""
+        h = x if x.dim() == 3 else x.expand(self.size, *x.shape)
+        for i in range(self.depth if layer is None else layer):
             h = self.block(i, h)
         return h
 
-    def write_back(self, models: Sequence[nn.Module]) -> None:
-        with torch.no_grad():
-            for k, model in enumerate(models):
-                for i, (lin, _) in enumerate(_layers_of(model)):
-                    lin.weight.copy_(self.weight[i][k].T)
-                    lin.bias.copy_(self.bias[i][k, 0])
+    def forward_from(self, h: torch.Tensor, layer: int) -> torch.Tensor:
+        """Continue from the hidden states ``h`` at ``layer`` to the outputs ``(K, B, out)``."""
+        for i in range(layer, self.depth + 1):
+            h = self.block(i, h)
+        return h
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(self.features(x), self.depth)
 
 
-def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``t[k][index[k]]`` for every member ``k``: ``t`` is ``(K, B, ...)``, ``index`` is ``(K, B)``."""
-    return t[torch.arange(len(t), device=t.device).unsqueeze(1), index]
+class StackedMLP(_Forward, nn.Module):
+    """K :func:`~mixlib.manifold.mlp` networks of one architecture as one module.
 
+    ``weight[i]`` is ``(K, in, out)`` and ``bias[i]`` is ``(K, 1, out)``: layer ``i`` of member ``k``
+    maps ``h`` to ``act(h @ weight[i][k] + bias[i][k])`` (the head has no activation). Stored
+    transposed (``Linear`` keeps ``(out, in)``), so the batched product needs no transpose.
 
-def _wide(dtype: torch.dtype, device: torch.device) -> torch.dtype:
-    """float64 where the device has it (not Apple's MPS), else ``dtype``."""
-    return dtype if device.type == "mps" else torch.float64
-
-
-def _select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Rows of ``t`` ``(K, B, d)`` picked by flat indices into its ``K * B`` rows (one index_select)."""
-    return t.reshape(-1, t.shape[-1]).index_select(0, rows).reshape(t.shape)
-
-
-def _losses_and_gradients(
-    stack: _Stack, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, draws: list
-) -> torch.Tensor:
-    """One loss per member for the batches ``x`` ``(K, B, d)``, ``y`` ``(K, B)`` and their draws.
-
-    Writes the gradient of the summed losses into the ``.grad`` of every stacked parameter, so
-    that member ``k``'s weights get the gradient of its own loss. This is the speed-critical part
-    of the ensemble, so the network's backward pass is written out by hand: no graph to record,
-    no gradient buffers to allocate and add up, each weight's gradient written straight into its
-    ``.grad``. Only the loss on the network's outputs goes through autograd, which keeps every
-    loss and ``terms`` variant as :func:`mixlib.train.fit` computes it. ``tests/test_ensemble.py``
-    checks the result against ``fit`` for every recipe.
+    Args:
+        models: K stackable models (:func:`stackable`) of one architecture; their weights are copied.
     """
-    target = soft_targets(y.reshape(-1), recipe, x.dtype).reshape(*y.shape, -1)
-    device = x.device
-    members, batch = y.shape
-    mixing_layers: list[int] = []
-    if recipe.method != "erm":
-        # Small per-member tensors go through NumPy: torch.tensor(list) stores element by element.
-        lams = np.array([d.lam for d in draws])
-        lam = torch.from_numpy(lams).to(device=device, dtype=x.dtype).reshape(-1, 1, 1)
-        perm = torch.stack([d.perm for d in draws]).to(device)
-        # Member k's partners as flat indices into the K * B rows, and the inverse permutation.
-        rows = (perm + torch.arange(members, device=device).unsqueeze(1) * batch).reshape(-1)
-        inverse_rows = torch.empty_like(rows).scatter_(0, rows, torch.arange(members * batch, device=device))
-        if recipe.terms == "all":
-            # Member k mixes its hidden state at its own layer (layer l is the input of block l). A
-            # member that mixes elsewhere gets weight 1 there: lerp(partner, h, 1) is h exactly.
-            chosen = np.array([d.layer for d in draws])
-            mixing_layers = [i for i in recipe.layers if i in chosen]
-            here = chosen == np.array(mixing_layers).reshape(-1, 1)  # (layers, K): who mixes where
-            weights = torch.from_numpy(np.where(here, lams, 1.0)).to(device=device, dtype=x.dtype)
-            weights = weights.reshape(len(mixing_layers), members, 1, 1)
-            blocked = torch.from_numpy(here).to(device).reshape(len(mixing_layers), members, 1, 1)
-    # Forward pass, keeping each layer's input (after mixing) and output for the backward pass.
-    inputs, outputs = [], []
-    h = x
-    with torch.no_grad():
-        for i in range(len(stack.weight)):
-            if i in mixing_layers:
-                h = torch.lerp(_select_rows(h, rows), h, weights[mixing_layers.index(i)])
-            inputs.append(h)
-            h = stack.block(i, h)
-            outputs.append(h)
-    # The loss on the outputs, and its gradient with respect to them, by autograd.
-    out = h.detach().requires_grad_()
-    with torch.enable_grad():
-        if recipe.terms != "all":
-            noise = torch.stack([d.noise for d in draws]).to(device) if recipe.terms == "noise" else None
-            # The terms' weights from lambda in double precision, as fit computes them from a Python
-            # float: rounded to float32 first, a lambda within 6e-8 of 1 would zero (1 - lambda).
-            precise = torch.from_numpy(lams).to(device=device, dtype=_wide(x.dtype, device)).reshape(-1, 1)
-            losses = terms_loss(out, target, precise, lambda t: _rows(t, perm), recipe.terms, noise)
-        else:
-            if recipe.method != "erm":
-                target = torch.lerp(_select_rows(target, rows), target, lam)
-            # class-major copies (K, C, B): the softmax then runs along a long axis, much faster
-            losses = criterion(out.transpose(1, 2).contiguous(), target.transpose(1, 2), recipe.loss, class_dim=-2)
-        (grad,) = torch.autograd.grad(losses.sum(), out)
-    # Backward pass through the blocks by hand, top down; gradients written into .grad.
-    with torch.no_grad():
-        for i in reversed(range(len(stack.weight))):
-            activation = stack.activations[i]
-            if activation is nn.ReLU:  # autograd's own ReLU backward: zero where the output is 0
-                grad = torch.ops.aten.threshold_backward(grad, outputs[i], 0)
-            elif activation is nn.Tanh:
-                grad = grad * (1 - outputs[i] * outputs[i])
-            torch.bmm(inputs[i].transpose(1, 2), grad, out=stack.weight[i].grad)
-            torch.sum(grad, dim=1, keepdim=True, out=stack.bias[i].grad)
-            if i == 0:
-                break  # no gradient for the inputs
-            grad = torch.bmm(grad, stack.weight[i].transpose(1, 2))
-            if i in mixing_layers:
-                # d/dh of lerp(h[partner], h, w): w * g + (1 - w) * g at the rows that took h as partner
-                j = mixing_layers.index(i)
-                grad = torch.lerp(_select_rows(grad, inverse_rows), grad, weights[j])
-                if recipe.block_grad:  # no gradient below the mixing layer for the members mixing here
-                    grad = grad.masked_fill_(blocked[j], 0.0)
-    return losses.detach()
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        nn.Module.__init__(self)
+        per_model = [_layers_of(m) for m in models]
+        self.activations = [act for _, act in per_model[0]]
+        self.weight = nn.ParameterList(
+            torch.stack([m[i][0].weight.detach().T for m in per_model]).contiguous()
+            for i in range(len(self.activations)))
+        self.bias = nn.ParameterList(
+            torch.stack([m[i][0].bias.detach() for m in per_model]).unsqueeze(1).clone()
+            for i in range(len(self.activations)))
+        self.size, self.depth = len(models), len(self.activations) - 1
+        self.eligible_layers = models[0].eligible_layers
+
+    @classmethod
+    def from_seeds(cls, seeds: Sequence[int], *args: object, **kwargs: object) -> StackedMLP:
+        """Member ``k`` is ``mlp(*args, **kwargs)`` built right after ``torch.manual_seed(seeds[k])``.
+
+        These are the initial weights :func:`mixlib.experiments.compare_methods` gives seed ``k``.
+        The global random state is left as it was.
+        """
+        with torch.random.fork_rng(devices=[]):
+            models = []
+            for s in seeds:
+                torch.manual_seed(check_seed("seeds[i]", s))
+                models.append(mlp(*args, **kwargs))
+        return cls(models)
+
+    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Layer ``i`` (a block, or the head for ``i = depth``) applied to ``h`` ``(K, B, in)``."""
+        out = torch.baddbmm(self.bias[i], h, self.weight[i])
+        act = self.activations[i]
+        return out if act is None else _ACTIVATIONS[act](out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The outputs ``(K, B, out)`` for inputs ``(K, B, d)``, or ``(B, d)`` shared by all members."""
+        return _Forward.__call__(self, x)
+
+    __call__ = nn.Module.__call__
+
+    def members(self, index: torch.Tensor) -> _Forward:
+        """The members ``index`` (a 1-d int64 tensor) as a smaller stack; gradients reach this one."""
+        return _Members(self, index)
+
+    def member(self, k: int) -> StagedNet:
+        """Member ``k`` as an ordinary :func:`~mixlib.manifold.mlp` (a copy, on the stack's device, in eval mode)."""
+        if not 0 <= k < self.size:
+            raise ValueError(f"k must be in 0..{self.size - 1}, got {k}")
+        widths = [w.shape[2] for w in self.weight[:-1]]
+        activation = "tanh" if nn.Tanh in self.activations else "relu"
+        net = mlp(self.weight[0].shape[1], widths, self.weight[-1].shape[2], activation=activation,
+                  eligible_layers=self.eligible_layers).to(self.weight[0])
+        self.write_back_one(k, net)
+        return net.eval()
+
+    @torch.no_grad()
+    def write_back_one(self, k: int, model: nn.Module) -> None:
+        """Copy member ``k``'s weights into ``model`` (an mlp of the same architecture)."""
+        for i, (lin, _) in enumerate(_layers_of(model)):
+            lin.weight.copy_(self.weight[i][k].T)
+            lin.bias.copy_(self.bias[i][k, 0])
 
 
-@torch.no_grad()
-def _metric(stack: _Stack, x: torch.Tensor, y: torch.Tensor, regression: bool) -> torch.Tensor:
-    out = stack.forward(x)
-    if regression:  # one output per example; targets shaped (n,) or (n, 1)
-        return ((out.reshape(len(out), -1) - y.reshape(1, -1)) ** 2).mean(-1)
-    return (out.argmax(-1) == y).double().mean(-1)
+class _Members(_Forward):
+    """Some members of a :class:`StackedMLP`, for the members that mix at one layer."""
+
+    def __init__(self, stack: StackedMLP, index: torch.Tensor) -> None:
+        self.stack, self.index = stack, index
+        self.size, self.depth = len(index), stack.depth
+
+    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        s = self.stack
+        out = torch.baddbmm(s.bias[i][self.index], h, s.weight[i][self.index])
+        return out if s.activations[i] is None else _ACTIVATIONS[s.activations[i]](out)
+
+
+def member_losses(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, run: Run, draws: list[Draw]) -> torch.Tensor:
+    """Each member's :func:`~mixlib.recipe.recipe_loss` on its batch: ``x`` ``(K, B, d)``, ``y`` ``(K, B)``.
+
+    Members that mix at the same layer are computed together; the result is ``(K,)``, by autograd.
+    """
+    groups: dict[int, list[int]] = {}
+    for k, d in enumerate(draws):
+        groups.setdefault(d.layer, []).append(k)
+    losses = x.new_zeros(stack.size)
+    # The terms' weights from lambda in double precision, as fit computes them from a Python float:
+    # rounded to float32 first, a lambda within 6e-8 of 1 would zero (1 - lambda).
+    wide = run.recipe.terms != "all" and x.device.type != "mps"
+    for members in groups.values():
+        index = torch.tensor(members, device=x.device)
+        net, xs, ys = (stack, x, y) if len(members) == stack.size else (stack.members(index), x[index], y[index])
+        choice = Draw.stack([draws[k] for k in members], torch.float64 if wide else x.dtype, x.device)
+        losses = losses.index_add(0, index, recipe_loss(net, xs, ys, run.recipe, choice).to(losses.dtype))
+    return losses
 
 
 def fit_ensemble(
-    models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, seeds: Sequence[int], **fit_kwargs: object
+    models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, seeds: Sequence[int],
+    lr: float | Sequence[float] = 1e-2, extra_loss: ExtraLoss | None = None, fast: bool = True,
+    **fit_kwargs: object,
 ) -> list[History]:
     """Train K :func:`~mixlib.manifold.mlp` models in place as one vectorised ensemble.
 
-    Model ``k`` ends as ``fit(models[k], x, y, seed=seeds[k], **fit_kwargs)`` would leave it (to
-    float tolerance), and its :class:`~mixlib.train.History` is the one that call would return.
+    Model ``k`` ends as ``fit(models[k], x[k], y[k], seed=seeds[k], lr=lr[k], ...)`` would leave
+    it (to float tolerance), and its :class:`~mixlib.train.History` is the one that call returns.
 
     Args:
-        models: K untrained (or partly trained) models of one architecture, each built by
-            :func:`~mixlib.manifold.mlp` with the same widths, activation and eligible layers.
-        x: training inputs, as for :func:`~mixlib.train.fit`.
-        y: training targets, as for :func:`~mixlib.train.fit`.
+        models: K models of one architecture, each built by :func:`~mixlib.manifold.mlp`.
+        x: training inputs ``(n, d)`` shared by all members, or ``(K, n, d)``: one data draw each.
+        y: training targets ``(n,)``, or ``(K, n)`` (for example a label-noise draw per member).
         seeds: one seed per model: its mini-batch order, mixing weights, pairings and layers.
-        **fit_kwargs: any other argument of :func:`~mixlib.train.fit` except ``loss_fn``
-            (``method``, ``alpha``, ``loss``, ``layers``, ``epochs``, ``device``, ...).
+        lr: Adam's learning rate, one for all or one per member (a learning-rate sweep).
+        extra_loss: a term added to every member's loss, as in :func:`~mixlib.train.fit`; it gets
+            the whole :class:`StackedMLP` and returns one loss per member (an ``nn.Module``'s
+            parameters, stacked with a leading member dimension, are trained too).
+        fast: use the hand-written backward pass of :mod:`mixlib._fastpath` when the recipe allows
+            it (no ``extra_loss``, no ``interpolate``); ``False`` always differentiates by autograd.
+        **fit_kwargs: the recipe (``recipe=`` or its fields) and the other arguments of
+            :func:`~mixlib.train.fit` (``epochs``, ``batch_size``, ``x_test``, ``y_test`` shaped like
+            ``x`` and ``y``, ``device``, ...), except ``seed`` and ``loss_fn``.
 
     Returns:
         One :class:`~mixlib.train.History` per model.
     """
+    models = _check_models(models)
+    size = len(models)
+    if not isinstance(seeds, (str, bytes)) and isinstance(seeds, Iterable):
+        seeds = list(seeds)  # a list, a range or a NumPy array
+    if not isinstance(seeds, list) or len(seeds) != size:
+        raise ValueError(f"seeds must be a sequence with one seed per model ({size}), got {seeds!r}")
+    seeds = [check_seed("seeds[i]", s) for s in seeds]
+    if "loss_fn" in fit_kwargs or "seed" in fit_kwargs:
+        raise ValueError("fit_ensemble takes seeds= (one per model) and no loss_fn; add a term with extra_loss")
+    if not isinstance(fast, bool):
+        raise TypeError(f"fast must be True or False, got {fast!r}")
+    lrs = _check_lrs(lr, size)
+    extra_params = check_losses(None, extra_loss)
+    run, xs, ys, x_test, y_test = _prepare(models, x, y, lrs, fit_kwargs)
+    stack = StackedMLP(models).to(run.device)
+    params = list(stack.parameters()) + extra_params
+    # Adam's step is lr times a direction that does not depend on lr: members with their own lr
+    # take the step of lr = 1 and keep the share lr[k] of it (see _step).
+    optimizer = adam_with_zero_grads(params, run, fused=True)
+    lr_k = None if lrs is None else torch.tensor(lrs, dtype=stack.weight[0].dtype, device=run.device)
+    use_fast = fast and extra_loss is None and run.recipe.interpolate is None
+    streams = [generators_for(s) for s in seeds]  # (shuffle, mixing) per member, as in fit
+    histories = [History() for _ in models]
+    n = xs.shape[1]
+    rows = torch.arange(size, device=run.device).unsqueeze(1)
+    bar = tqdm(range(1, run.epochs + 1), desc=f"{run.recipe.method} x{size}", disable=not run.show, leave=False)
+    for epoch in bar:
+        orders = torch.stack([torch.randperm(n, generator=shuffle) for shuffle, _ in streams]).to(run.device)
+        totals = []
+        for start in range(0, n, run.batch_size):
+            index = orders[:, start : start + run.batch_size]  # (K, B): each member's rows
+            draws = [draw(run.recipe, index.shape[1], mixing) for _, mixing in streams]
+            xb, yb = xs[rows, index], ys[rows, index]
+            if use_fast:
+                losses = _fastpath.losses_and_gradients(stack, xb, yb, run.recipe, draws)
+            else:
+                losses = member_losses(stack, xb, yb, run, draws)
+                if extra_loss is not None:
+                    losses = losses + extra_loss(stack, xb, yb, index)
+                optimizer.zero_grad(set_to_none=False)
+                losses.sum().backward()
+            _step(optimizer, params, lr_k)
+            totals.append(losses.detach() * index.shape[1])
+        if epoch % run.eval_every == 0 or epoch == run.epochs:
+            total = (torch.stack(totals).double().sum(0) / n).tolist()
+            with torch.no_grad():
+                train = score(stack(xs), ys).tolist()
+                test = score(stack(x_test), y_test).tolist() if x_test is not None else [None] * size
+            for k, history in enumerate(histories):
+                history.record(epoch, total[k], train[k], test[k])
+    bar.close()
+    for k, model in enumerate(models):
+        stack.write_back_one(k, model)
+        model.eval()
+    return histories
+
+
+def _step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], lr_k: torch.Tensor | None) -> None:
+    if lr_k is None:
+        optimizer.step()
+        return
+    before = [p.detach().clone() for p in params]
+    optimizer.step()  # at lr 1: p - u
+    with torch.no_grad():
+        for p, b in zip(params, before, strict=True):
+            p.copy_(torch.lerp(b, p, lr_k.reshape(-1, *[1] * (p.dim() - 1))))  # b - lr[k] u
+
+
+def _check_models(models: object) -> list[nn.Module]:
     models = list(models) if isinstance(models, Sequence) and not isinstance(models, nn.Module) else None
     if not models:
         raise TypeError("models must be a non-empty list of models built by mixlib.mlp")
@@ -267,49 +320,44 @@ def fit_ensemble(
             raise ValueError(f"models[{k}] has a different architecture or dtype from models[0]; all K must match")
     if len({id(m) for m in models}) != len(models):
         raise ValueError("models must be K distinct models (the same model appears twice)")
-    if not isinstance(seeds, (str, bytes)) and isinstance(seeds, Iterable):
-        seeds = list(seeds)  # a list, a range or a NumPy array
-    if not isinstance(seeds, list) or len(seeds) != len(models):
-        raise ValueError(f"seeds must be a sequence with one seed per model ({len(models)}), got {seeds!r}")
-    seeds = [check_seed(s, "seeds[i]") for s in seeds]
-    if "loss_fn" in fit_kwargs or "seed" in fit_kwargs:
-        raise ValueError("fit_ensemble takes seeds= (one per model) and no loss_fn; use mixlib.fit for a custom loss")
-    run = prepare_run(models[0], x, y, **fit_kwargs)
-    if run.x.dim() != 2:
-        raise ValueError(f"fit_ensemble needs x of shape (n, features), got {tuple(run.x.shape)}; use mixlib.fit")
+    return models
+
+
+def _check_lrs(lr: object, size: int) -> list[float] | None:
+    """``None`` for one learning rate (checked by prepare_run), else one checked rate per member."""
+    if isinstance(lr, (str, bytes)) or not isinstance(lr, Iterable):
+        return None
+    lrs = list(lr)
+    if len(lrs) != size:
+        raise ValueError(f"lr must be one number or one per model ({size}), got {len(lrs)}")
+    return [check_positive("lr[k]", v) for v in lrs]
+
+
+def _prepare(models: list[nn.Module], x: object, y: object, lrs: list[float] | None,
+             fit_kwargs: dict) -> tuple[Run, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Check the data once per member draw; return it as ``(K, n, ...)`` (shared data is not copied)."""
+    size = len(models)
+    kwargs = dict(fit_kwargs, lr=1.0) if lrs is not None else dict(fit_kwargs)
+    kwargs.setdefault("lr", 1e-2)
+    per_member = isinstance(x, torch.Tensor) and x.dim() == 3 and len(x) == size
+    if not per_member:
+        run = prepare_run(models[0], x, y, **kwargs)
+        if run.x.dim() != 2:
+            raise ValueError(f"fit_ensemble needs x of shape (n, features), got {tuple(run.x.shape)}; use mixlib.fit")
+        runs = [run]
+    else:
+        if not isinstance(y, torch.Tensor) or y.dim() != 2 or len(y) != size:
+            raise ValueError(f"with x of shape (K, n, d), one data draw per model, y must be (K, n) with K = {size}")
+        x_test, y_test = kwargs.pop("x_test", None), kwargs.pop("y_test", None)
+        runs = [prepare_run(models[0], x[k], y[k], x_test=None if x_test is None else x_test[k],
+                            y_test=None if y_test is None else y_test[k], **kwargs) for k in range(size)]
     for model in models[1:]:
-        model.to(run.device)
-    recipe = run.recipe
-    regression = recipe.num_classes is None
-    stack = _Stack(models)
-    optimizer = adam_with_zero_grads(stack.parameters(), run, fused=True)
-    streams = [generators_for(s) for s in seeds]  # (shuffle, mixing) per member, as in fit
-    histories = [History() for _ in models]
-    n = run.x.shape[0]
-    bar = tqdm(range(1, run.epochs + 1), desc=f"{recipe.method} x{len(models)}", disable=not run.show, leave=False)
-    for epoch in bar:
-        orders = torch.stack([torch.randperm(n, generator=shuffle) for shuffle, _ in streams]).to(run.device)
-        batch_losses = []
-        for start in range(0, n, run.batch_size):
-            idx = orders[:, start : start + run.batch_size]
-            draws = [draw(recipe, idx.shape[1], mixing) for _, mixing in streams]
-            flat = idx.reshape(-1)  # index_select on flat rows: cheaper than indexing with a (K, B) index
-            xb = run.x.index_select(0, flat).reshape(*idx.shape, *run.x.shape[1:])
-            losses = _losses_and_gradients(stack, xb, run.y.index_select(0, flat).reshape(idx.shape), recipe, draws)
-            optimizer.step()
-            batch_losses.append(losses.detach() * idx.shape[1])
-        total = torch.stack(batch_losses).double().sum(0)
-        if epoch % run.eval_every == 0 or epoch == run.epochs:
-            train = _metric(stack, run.x, run.y, regression).tolist()
-            test = _metric(stack, run.x_test, run.y_test, regression).tolist() if run.x_test is not None else None
-            for k, history in enumerate(histories):
-                history.epoch.append(epoch)
-                history.loss.append(float(total[k]) / n)
-                history.train_metric.append(train[k])
-                if test is not None:
-                    history.test_metric.append(test[k])
-    bar.close()
-    stack.write_back(models)
-    for model in models:
-        model.eval()
-    return histories
+        model.to(runs[0].device)
+
+    def stacked(name: str) -> torch.Tensor | None:
+        values = [getattr(r, name) for r in runs]
+        if values[0] is None:
+            return None
+        return torch.stack(values) if per_member else values[0].expand(size, *values[0].shape)
+
+    return runs[0], stacked("x"), stacked("y"), stacked("x_test"), stacked("y_test")

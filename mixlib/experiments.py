@@ -26,7 +26,8 @@ from .data import Split
 from .ensemble import fit_ensemble, stackable
 from .metrics import classification_report, logits, mean_confidence, nll, reliability, temperature_for_confidence
 from .seeding import seed_everything
-from .train import METHODS, History, evaluate, fit
+from .recipe import METHODS
+from .train import History, evaluate, fit
 
 __all__ = [
     "PAPER_METHODS", "Stat", "Comparison", "compare_methods", "summarize", "paired_difference",

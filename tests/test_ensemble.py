@@ -9,8 +9,10 @@ import torch
 
 import mixlib
 from mixlib.data import corrupt_labels
-from mixlib.ensemble import _losses_and_gradients, _Stack, fit_ensemble, stackable
-from mixlib.train import draw, fit, make_recipe, recipe_loss
+from mixlib._fastpath import losses_and_gradients
+from mixlib.ensemble import StackedMLP, fit_ensemble, member_losses, stackable
+from mixlib.recipe import draw, make_recipe, recipe_loss
+from mixlib.train import Run, fit
 
 SEEDS = (0, 1, 2)
 
@@ -41,8 +43,9 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "autograd"])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_each_member_equals_its_own_fit_call(data, config):
+def test_each_member_equals_its_own_fit_call(data, config, fast):
     # The cross terms alone are unbounded below: training runs away, and rounding differences
     # between batched and single matrix products grow with it. One epoch keeps them small.
     common = dict(epochs=1 if config.get("terms") == "cross" else 2, x_test=data.x_test, y_test=data.y_test,
@@ -51,7 +54,7 @@ def test_each_member_equals_its_own_fit_call(data, config):
     h_alone = [fit(m, data.x_train, data.y_train, seed=s, **common, **config)
                for m, s in zip(alone, SEEDS, strict=True)]
     together = [_build(s) for s in SEEDS]
-    h_together = fit_ensemble(together, data.x_train, data.y_train, seeds=list(SEEDS), **common, **config)
+    h_together = fit_ensemble(together, data.x_train, data.y_train, seeds=list(SEEDS), fast=fast, **common, **config)
     for a, b, ha, hb in zip(alone, together, h_alone, h_together, strict=True):
         for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
             atol = 2e-4 if config.get("terms") == "cross" else 2e-5
@@ -85,10 +88,18 @@ def test_one_step_gradients_equal_autograd_on_each_model(data, config, activatio
         assert len({d.layer for d in draws}) > 1 or len(recipe.layers) == 1  # members mix at different layers
     index = torch.stack([torch.randperm(len(data.y_train), generator=g)[:batch] for g in streams])
     x, y = data.x_train[index], data.y_train[index]
-    stack = _Stack(models)
+    stack = StackedMLP(models)
     for p in stack.parameters():
         p.grad = torch.full_like(p, float("nan"))  # every entry must be overwritten
-    losses = _losses_and_gradients(stack, x, y, recipe, draws)
+    losses = losses_and_gradients(stack, x, y, recipe, draws)
+    # the plain path, by autograd on the stack, gives the same losses and gradients
+    plain = StackedMLP(models)
+    run = Run(x, y, None, None, recipe, x.device, 1, batch, 1.0, 0.0, 1, False)
+    plain_losses = member_losses(plain, x, y, run, draws)
+    plain_losses.sum().backward()
+    torch.testing.assert_close(plain_losses.detach(), losses, rtol=1e-5, atol=1e-7, check_dtype=False)
+    for fast_p, plain_p in zip(stack.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(plain_p.grad, fast_p.grad, rtol=1e-4, atol=1e-6)
     for k, model in enumerate(models):
         loss = recipe_loss(model, x[k], y[k], recipe, draws[k])
         assert losses[k].item() == pytest.approx(loss.item(), rel=1e-5, abs=1e-7)
@@ -202,11 +213,109 @@ def test_lambda_next_to_one_keeps_its_cross_terms(data):
                          terms="cross")
     draws = [dataclasses.replace(draw(recipe, 8, torch.Generator().manual_seed(s)), lam=1 - 1e-9) for s in SEEDS]
     x, y = data.x_train[:24].reshape(3, 8, -1), data.y_train[:24].reshape(3, 8)
-    stack = _Stack(models)
+    stack = StackedMLP(models)
     for p in stack.parameters():
         p.grad = torch.zeros_like(p)
-    _losses_and_gradients(stack, x, y, recipe, draws)
+    losses_and_gradients(stack, x, y, recipe, draws)
     for k, model in enumerate(models):
         recipe_loss(model, x[k], y[k], recipe, draws[k]).backward()
         assert model.head.weight.grad.abs().max() > 0
         torch.testing.assert_close(stack.weight[-1].grad[k].T, model.head.weight.grad, rtol=1e-3, atol=0)
+
+
+# --- members that differ in more than their seed ------------------------------------------------
+
+
+def _assert_same_models(alone, together, atol=2e-5):
+    for a, b in zip(alone, together, strict=True):
+        for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+            assert torch.allclose(p, q, atol=atol, rtol=1e-4), f"{name} differs by {(p - q).abs().max():.2e}"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "autograd"])
+def test_each_member_keeps_its_own_learning_rate(data, fast):
+    lrs = [3e-4, 1e-3, 3e-3]
+    config = dict(method="manifold", alpha=2.0, epochs=2, progress=False, weight_decay=1e-4)
+    alone = [_build(s) for s in SEEDS]
+    h_alone = [fit(m, data.x_train, data.y_train, seed=s, lr=lr, **config)
+               for m, s, lr in zip(alone, SEEDS, lrs, strict=True)]
+    together = [_build(s) for s in SEEDS]
+    h_together = fit_ensemble(together, data.x_train, data.y_train, seeds=list(SEEDS), lr=lrs, fast=fast, **config)
+    _assert_same_models(alone, together)
+    for ha, hb in zip(h_alone, h_together, strict=True):
+        assert ha.loss == pytest.approx(hb.loss, rel=1e-4)
+    with pytest.raises(ValueError, match="lr"):
+        fit_ensemble([_build(0), _build(1)], data.x_train, data.y_train, seeds=[0, 1], lr=[1e-3])
+    with pytest.raises(ValueError, match=r"lr\[k\]"):
+        fit_ensemble([_build(0), _build(1)], data.x_train, data.y_train, seeds=[0, 1], lr=[1e-3, -1.0])
+
+
+def test_each_member_trains_on_its_own_data_draw():
+    draws = [corrupt_labels(mixlib.digits(test_size=0.5, seed=d), 0.4, seed=d) for d in range(3)]
+    config = dict(method="input", alpha=1.0, epochs=2, progress=False, eval_every=1)
+    alone = [_build(s) for s in SEEDS]
+    h_alone = [fit(m, d.x_train, d.y_train, seed=s, x_test=d.x_test, y_test=d.y_test, **config)
+               for m, s, d in zip(alone, SEEDS, draws, strict=True)]
+    together = [_build(s) for s in SEEDS]
+    stack = {name: torch.stack([getattr(d, name) for d in draws]) for name in ("x_train", "y_train", "x_test", "y_test")}
+    h_together = fit_ensemble(together, stack["x_train"], stack["y_train"], seeds=list(SEEDS),
+                              x_test=stack["x_test"], y_test=stack["y_test"], **config)
+    _assert_same_models(alone, together)
+    for ha, hb in zip(h_alone, h_together, strict=True):
+        assert ha.test_metric == pytest.approx(hb.test_metric, abs=2 / len(draws[0].y_test))
+    with pytest.raises(ValueError, match=r"y must be \(K, n\)"):
+        fit_ensemble([_build(s) for s in SEEDS], stack["x_train"], draws[0].y_train, seeds=list(SEEDS))
+
+
+class _Shrink(torch.nn.Module):
+    """An extra loss with parameters of its own: a per-member scale that pulls the features to zero."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(members, 1, 1))
+
+    def forward(self, net, x, y, index):
+        h = net.features(x)  # (K, B, width)
+        return (self.scale * h).pow(2).sum(-1).mean(-1) * 1e-3 + (self.scale.reshape(-1) - 0.5).pow(2)
+
+
+def test_an_extra_loss_trains_the_same_alone_and_in_an_ensemble(data):
+    config = dict(method="manifold", alpha=2.0, epochs=2, progress=False)
+    alone, extras = [_build(s) for s in SEEDS], [_Shrink(1) for _ in SEEDS]
+    for m, s, extra in zip(alone, SEEDS, extras, strict=True):
+        fit(m, data.x_train, data.y_train, seed=s, extra_loss=extra, **config)
+    together, extra = [_build(s) for s in SEEDS], _Shrink(len(SEEDS))
+    fit_ensemble(together, data.x_train, data.y_train, seeds=list(SEEDS), extra_loss=extra, **config)
+    _assert_same_models(alone, together)
+    trained = torch.cat([e.scale.detach().reshape(1) for e in extras])
+    torch.testing.assert_close(extra.scale.detach().reshape(-1), trained, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(trained, torch.ones(3))  # the extra loss's own parameters were trained
+
+
+def test_a_recipe_with_an_interpolator_is_input_mixup_through_it(data):
+    def halfway(x, x2, lam):  # not the chord: the midpoint pushed towards 1
+        return (lam * x + (1 - lam) * x2).sqrt()
+
+    config = dict(method="input", alpha=1.0, interpolate=halfway, epochs=1, progress=False)
+    alone = [_build(s) for s in SEEDS]
+    for m, s in zip(alone, SEEDS, strict=True):
+        fit(m, data.x_train, data.y_train, seed=s, **config)
+    together = [_build(s) for s in SEEDS]
+    fit_ensemble(together, data.x_train, data.y_train, seeds=list(SEEDS), **config)
+    _assert_same_models(alone, together)
+    linear = _build(0)
+    fit(linear, data.x_train, data.y_train, seed=0, **{**config, "interpolate": None})
+    assert not torch.allclose(linear.head.weight, alone[0].head.weight)
+    with pytest.raises(ValueError, match="interpolate"):
+        fit(_build(0), data.x_train, data.y_train, method="manifold", interpolate=halfway)
+
+
+def test_stacked_mlp_members_are_the_seeded_mlps():
+    stack = StackedMLP.from_seeds([0, 4], 6, [5, 4], 3)
+    x = torch.randn(7, 6)
+    for k, s in enumerate([0, 4]):
+        mixlib.seed_everything(s)
+        alone = mixlib.mlp(6, [5, 4], 3)
+        torch.testing.assert_close(stack(x)[k], alone(x))
+        torch.testing.assert_close(stack.member(k)(x), alone(x))
+        torch.testing.assert_close(stack.features(x, 1)[k], alone.features(x, 1))
