@@ -3,8 +3,9 @@
 The modules mirror the chapters: :mod:`~mixlib.data` (datasets that ship with packages),
 :mod:`~mixlib.mixing` (mixing weights, pairings, mixed losses), :mod:`~mixlib.manifold`
 (models split into stages; mixing at a hidden layer), :mod:`~mixlib.gradients` (the
-four-term decomposition), :mod:`~mixlib.flatness` (singular values, chords),
-:mod:`~mixlib.constructions` (hand-built feature maps and subspace measurements),
+four-term decomposition), :mod:`~mixlib.expansion_limits` (where that decomposition stops:
+non-affine heads, a feature map it cannot see), :mod:`~mixlib.flatness` (singular values,
+chords, class subspaces and distances),
 :mod:`~mixlib.metrics`, :mod:`~mixlib.train`, :mod:`~mixlib.experiments` (methods compared
 over seeds), :mod:`~mixlib.flattening` (explicit routes to a flat representation, trained as
 vectorised ensembles), :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).

@@ -15,7 +15,15 @@ import torch
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-from ._checks import check_fraction, check_generator, check_positive, check_positive_int, check_seed, check_tensor
+from ._checks import (
+    check_fraction,
+    check_generator,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+    check_seed,
+    check_tensor,
+)
 
 
 @dataclass(frozen=True)
@@ -72,15 +80,8 @@ class Split:
         )
 
 
-def _check_seed(seed: object) -> int:
-    # scikit-learn's random_state takes seeds below 2**32.
-    return check_seed("seed", seed, high=2**32)
-
-
-def _check_noise(noise: object) -> float:
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    return float(noise)
+# scikit-learn's random_state takes seeds below 2**32.
+_SEEDS_BELOW = 2**32
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_size: float, seed: int, classification: bool) -> Split:
@@ -110,9 +111,9 @@ def two_moons(n: int = 400, noise: float = 0.15, test_size: float = 0.5, seed: i
     n = check_positive_int("n", n)
     if n < 8:
         raise ValueError(f"n must be >= 8 so both classes reach both splits, got {n}")
-    noise = _check_noise(noise)
+    noise = check_nonnegative("noise", noise)
     test_size = check_fraction("test_size", test_size)
-    seed = _check_seed(seed)
+    seed = check_seed("seed", seed, high=_SEEDS_BELOW)
     x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     return _split(x, y, test_size, seed, classification=True)
@@ -142,9 +143,9 @@ def spirals(
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if n < 4 * num_classes:
         raise ValueError(f"n must be >= 4 * num_classes = {4 * num_classes}, got {n}")
-    noise = _check_noise(noise)
+    noise = check_nonnegative("noise", noise)
     test_size = check_fraction("test_size", test_size)
-    seed = _check_seed(seed)
+    seed = check_seed("seed", seed, high=_SEEDS_BELOW)
     rng = np.random.default_rng(seed)
     per_class = n // num_classes
     xs, ys = [], []
@@ -173,9 +174,9 @@ def regression_1d(
     n = check_positive_int("n", n)
     if n < 4:
         raise ValueError(f"n must be >= 4, got {n}")
-    noise = _check_noise(noise)
+    noise = check_nonnegative("noise", noise)
     test_size = check_fraction("test_size", test_size)
-    seed = _check_seed(seed)
+    seed = check_seed("seed", seed, high=_SEEDS_BELOW)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-2.0, 2.0, size=(n, 1))
     y = np.sin(3 * x[:, 0]) + 0.3 * x[:, 0] + noise * rng.standard_normal(n)
@@ -195,7 +196,7 @@ def digits(test_size: float = 0.3, seed: int = 0, per_class: int | None = None) 
             the test set is unchanged. ``None`` keeps them all.
     """
     test_size = check_fraction("test_size", test_size)
-    seed = _check_seed(seed)
+    seed = check_seed("seed", seed, high=_SEEDS_BELOW)
     bunch = load_digits()
     split = _split(bunch.data / 16.0, bunch.target, test_size, seed, classification=True)
     if per_class is None:
@@ -234,7 +235,7 @@ def corrupt_labels(split: Split, fraction: float, seed: int = 0) -> Split:
         raise ValueError("split must have at least 2 classes to corrupt labels")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
         raise ValueError(f"fraction must be a number in [0, 1), got {fraction!r}")
-    seed = _check_seed(seed)
+    seed = check_seed("seed", seed, high=_SEEDS_BELOW)
     generator = torch.Generator().manual_seed(seed)
     n = len(split.y_train)
     chosen = torch.randperm(n, generator=generator)[: round(fraction * n)]

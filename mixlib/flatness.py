@@ -12,18 +12,38 @@ Two measurements from the chapters on mixup and manifold mixup:
 - **Linearity between examples** (mixup's goal): walk the straight segment between two inputs
   and compare the model's output with the straight line between its outputs at the ends
   (:func:`chord_nonlinearity`).
+- **Subspaces and distances**: how many principal directions each class occupies
+  (:func:`class_subspaces`, :func:`directions_for_energy`), how much of a point lies outside a
+  class's subspace (:func:`share_outside`), and how far points (mixed hidden states, say) are
+  from the nearest of a chosen set of reference points (:func:`nearest_distance`): whether they
+  land where data lives.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 
 import torch
 from torch import nn
 
-from mixlib._checks import check_positive_int, check_same_batch, check_tensor
-from mixlib.mixing import _check_labels, _reduce
+from mixlib._checks import (
+    check_callable,
+    check_choice,
+    check_class_rows,
+    check_flag,
+    check_fraction,
+    check_nonempty,
+    check_point_sets,
+    check_positive_int,
+    check_reduction,
+    check_same_batch,
+    check_same_shape,
+    check_subspace,
+    check_tensor,
+)
+from mixlib.mixing import reduce_batch
 
 __all__ = [
     "class_singular_values",
@@ -31,10 +51,16 @@ __all__ = [
     "class_dimension",
     "chord_outputs",
     "chord_nonlinearity",
+    "class_subspaces",
+    "directions_for_energy",
+    "share_outside",
+    "nearest_distance",
 ]
 
 
-def class_singular_values(h: torch.Tensor, labels: torch.Tensor, center: bool = False) -> dict[int, torch.Tensor]:
+def class_singular_values(
+    h: torch.Tensor, labels: torch.Tensor, center: bool = False, num_classes: int | None = None
+) -> dict[int, torch.Tensor]:
     """Singular values of each class's matrix of hidden representations.
 
     Args:
@@ -44,17 +70,14 @@ def class_singular_values(h: torch.Tensor, labels: torch.Tensor, center: bool = 
             ``True``, subtract the class mean first, so that the singular values describe the
             spread of the class around its mean (principal components) instead of also its
             distance from the origin, which otherwise dominates the first singular value.
+        num_classes: If given, labels must lie in ``[0, num_classes)``.
 
     Returns:
         A dict from each class present in ``labels`` (sorted) to its singular values, in
         descending order, a tensor of length ``min(n_class, dim)``.
     """
-    h = check_tensor("h", h, min_dim=1)
-    labels = _check_labels("labels", labels)
-    check_same_batch(h=h, labels=labels)
-    if not isinstance(center, bool):
-        raise TypeError(f"center must be True or False, got {center!r}")
-    rows = h.detach().reshape(h.shape[0], -1)
+    rows, labels = check_class_rows(h, labels, num_classes)
+    check_flag("center", center)
     result = {}
     for c in torch.unique(labels).tolist():
         H = rows[labels == c]
@@ -64,19 +87,22 @@ def class_singular_values(h: torch.Tensor, labels: torch.Tensor, center: bool = 
     return result
 
 
-def flattening_summary(h: torch.Tensor, labels: torch.Tensor, center: bool = False) -> tuple[float, float]:
+def flattening_summary(
+    h: torch.Tensor, labels: torch.Tensor, center: bool = False, num_classes: int | None = None
+) -> tuple[float, float]:
     """The paper's flattening measure: largest singular value and sum of the others, averaged over classes.
 
     Args:
         h: Hidden representations of shape ``(N, ...)``.
         labels: Integer class labels of shape ``(N,)``.
         center: Subtract each class's mean first (see :func:`class_singular_values`).
+        num_classes: If given, labels must lie in ``[0, num_classes)``.
 
     Returns:
         ``(mean over classes of s_1, mean over classes of s_2 + s_3 + ...)``. Flatter classes have
         a smaller second number relative to the first.
     """
-    values = class_singular_values(h, labels, center=center).values()
+    values = class_singular_values(h, labels, center, num_classes).values()
     top = [float(s[0]) for s in values]
     rest = [float(s[1:].sum()) for s in values]
     return sum(top) / len(top), sum(rest) / len(rest)
@@ -120,10 +146,8 @@ def class_dimension(
         ValueError: for an unknown ``measure`` or ``reduction``, or when a class has fewer than
             two examples or all its representations are equal (no spread to measure).
     """
-    if measure not in _DIMENSION_MEASURES:
-        raise ValueError(f"measure must be one of {_DIMENSION_MEASURES}, got {measure!r}")
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    check_choice("measure", measure, _DIMENSION_MEASURES)
+    check_reduction(reduction, ("mean", "none"))
     spectra = class_singular_values(h, labels, center=True)
     result: dict[int, float] = {}
     for c, s in spectra.items():
@@ -165,12 +189,11 @@ def chord_outputs(
         ``(ts, outputs)``: ``ts`` of shape ``(n_points,)`` and ``outputs`` of shape
         ``(n_points, B, ...)``, where ``outputs[j, i]`` is the output at ``ts[j] * x[i] + (1 - ts[j]) * x2[i]``.
     """
-    if not callable(model):
-        raise TypeError(f"model must be a callable network (an nn.Module), got {type(model).__name__}")
+    check_callable("model", model)
     x, x2 = check_tensor("x", x, min_dim=1), check_tensor("x2", x2, min_dim=1)
     batch = check_same_batch(x=x, x2=x2)
-    if x.shape != x2.shape:
-        raise ValueError(f"x2 must have the shape of x {tuple(x.shape)}, got {tuple(x2.shape)}")
+    check_same_shape("x2", x2, "x", x)
+    check_nonempty("x", x, "pair")
     n_points = check_positive_int("n_points", n_points)
     if n_points < 2:
         raise ValueError(f"n_points must be >= 2 to include both ends of the chord, got {n_points}")
@@ -218,6 +241,7 @@ def chord_nonlinearity(
     Returns:
         A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
     """
+    reduction = check_reduction(reduction)
     if isinstance(transform, str) and transform == "softmax":
         f: Callable[[torch.Tensor], torch.Tensor] = partial(torch.softmax, dim=-1)
     elif transform is None:
@@ -231,4 +255,107 @@ def chord_nonlinearity(
     t = ts.to(fs.dtype).reshape((-1,) + (1,) * (fs.dim() - 1))
     straight = t * fs[-1] + (1 - t) * fs[0]  # fs[-1] is f(x) (t = 1), fs[0] is f(x2) (t = 0)
     deviation = (fs - straight).reshape(fs.shape[0], fs.shape[1], -1).norm(dim=-1)  # (n_points, B)
-    return _reduce(deviation.mean(dim=0), reduction)
+    return reduce_batch(deviation.mean(dim=0), reduction)
+
+
+def directions_for_energy(
+    h: torch.Tensor, labels: torch.Tensor, energy: float = 0.9, num_classes: int | None = None
+) -> dict[int, int]:
+    """For each class, how many principal directions carry ``energy`` of its centred variance.
+
+    The class's hidden states are centred on the class mean; with singular values ``s_1 >= s_2 >= ...``
+    the answer is the smallest ``k`` with ``(s_1^2 + ... + s_k^2) / sum_j s_j^2 >= energy``.
+
+    Args:
+        h: Hidden representations, shape ``(N, ...)`` (each row flattened).
+        labels: Integer class labels, shape ``(N,)``.
+        energy: Fraction of the variance to capture, in (0, 1).
+        num_classes: If given, labels must lie in ``[0, num_classes)``.
+
+    Returns:
+        A dict from each class present to its number of directions (0 for a class whose points coincide).
+    """
+    subspaces = class_subspaces(h, labels, energy, num_classes)
+    return {c: int(basis.shape[1]) for c, (_, basis) in subspaces.items()}
+
+
+def class_subspaces(
+    h: torch.Tensor, labels: torch.Tensor, energy: float = 0.99, num_classes: int | None = None
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Each class's mean and the principal directions that carry ``energy`` of its centred variance.
+
+    Args:
+        h: Hidden representations, shape ``(N, ...)`` (each row flattened to length ``d``).
+        labels: Integer class labels, shape ``(N,)``.
+        energy: Fraction of the class's variance the directions must capture, in (0, 1).
+        num_classes: If given, labels must lie in ``[0, num_classes)``.
+
+    Returns:
+        A dict from each class present to ``(mean, basis)``: ``mean`` of shape ``(d,)`` and ``basis``
+        of shape ``(d, k)`` with orthonormal columns, the top ``k`` principal directions.
+    """
+    rows, labels = check_class_rows(h, labels, num_classes)
+    energy = check_fraction("energy", energy)
+    result = {}
+    for c in torch.unique(labels).tolist():
+        H = rows[labels == c].double()
+        mean = H.mean(dim=0)
+        _, s, vh = torch.linalg.svd(H - mean, full_matrices=False)
+        power = s.pow(2)
+        total = float(power.sum())
+        if total <= 0:
+            k = 0
+        else:
+            cumulative = torch.cumsum(power, 0) / total
+            k = int((cumulative < energy - 1e-12).sum()) + 1
+        result[int(c)] = (mean.to(rows.dtype), vh[:k].T.to(rows.dtype))
+    return result
+
+
+def share_outside(points: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """The share of each point's offset from ``mean`` that lies outside the span of ``basis``.
+
+    For ``r = p - mean`` and ``P`` the orthogonal projection onto the columns of ``basis``, this is
+    ``||r - P r||^2 / ||r||^2``: 0 for a point in the affine subspace ``mean + span(basis)``, 1 for a
+    point whose offset is orthogonal to it.
+
+    Args:
+        points: Shape ``(N, d)``.
+        mean: Shape ``(d,)``.
+        basis: Shape ``(d, k)`` with orthonormal columns (``k`` may be 0).
+
+    Returns:
+        A tensor of shape ``(N,)`` with values in [0, 1].
+    """
+    check_subspace(points, mean, basis)
+    r = (points - mean).double()
+    b = basis.double()
+    outside = r - (r @ b) @ b.T
+    norm = r.pow(2).sum(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
+    return (outside.pow(2).sum(dim=1) / norm).to(points.dtype)
+
+
+def nearest_distance(
+    points: torch.Tensor, reference: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Euclidean distance from each point to its nearest allowed reference point.
+
+    Args:
+        points: Shape ``(Q, d)``.
+        reference: Shape ``(N, d)``.
+        allowed: Optional boolean mask of shape ``(Q, N)``: ``allowed[q, k]`` says whether reference
+            row ``k`` may serve as the neighbour of point ``q`` (to leave out a mixed point's own two
+            endpoints, or to restrict the neighbours to some classes). ``None`` allows all.
+
+    Returns:
+        A tensor of shape ``(Q,)``; ``inf`` for a point with no allowed reference row.
+
+    Raises:
+        TypeError: If a tensor is not floating point, or ``allowed`` is not boolean.
+        ValueError: On mismatched shapes.
+    """
+    check_point_sets(points, reference, allowed)
+    dist = torch.cdist(points.double(), reference.double())
+    if allowed is not None:
+        dist = dist.masked_fill(~allowed.to(dist.device), math.inf)
+    return dist.min(dim=1).values.to(points.dtype)

@@ -33,18 +33,33 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from mixlib._checks import check_positive, check_positive_int, check_same_batch, check_tensor
-from mixlib.mixing import Lam, _check_lam_shape, random_pairing, sample_lambda
+from mixlib._checks import (
+    check_affine_head,
+    check_batch_size,
+    check_callable,
+    check_lam_shape,
+    check_model_input,
+    check_module,
+    check_one_per_example,
+    check_positive,
+    check_positive_int,
+    check_residuals,
+    check_same_batch,
+    check_tensor,
+)
+from mixlib.mixing import Lam, random_pairing, sample_lambda
 
-__all__ = ["gradient_terms", "four_terms", "mixing_constant", "expected_mmix_loss", "mmix_loss_monte_carlo"]
+__all__ = [
+    "FOUR_TERM_KEYS",
+    "gradient_terms",
+    "four_terms",
+    "mixing_constant",
+    "expected_mmix_loss",
+    "mmix_loss_monte_carlo",
+]
 
-TERMS = ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2")
-
-
-def _check_target(name: str, y: torch.Tensor, batch: int) -> torch.Tensor:
-    if y.shape not in ((batch,), (batch, 1)):
-        raise ValueError(f"{name} must have shape ({batch},) or ({batch}, 1), got {tuple(y.shape)}")
-    return y.reshape(batch)
+# The keys of the four terms in the mapping that gradient_terms returns (beside "autograd").
+FOUR_TERM_KEYS = ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2")
 
 
 def gradient_terms(
@@ -97,12 +112,9 @@ def gradient_terms(
         ValueError: If ``head`` has more than one output, on mismatched batch sizes, bad shapes,
             ``lam`` outside [0, 1] or NaN.
     """
-    if not isinstance(features, nn.Module):
-        raise TypeError(f"features must be an nn.Module, got {type(features).__name__}")
-    if not isinstance(head, nn.Linear):
-        raise TypeError(f"head must be an affine nn.Linear with one output, got {type(head).__name__}")
-    if head.out_features != 1:
-        raise ValueError(f"head must have out_features == 1 (a scalar output), got {head.out_features}")
+    check_module("features", features)
+    check_affine_head(head)
+
     def G(z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != head.in_features:
             raise ValueError(
@@ -125,26 +137,20 @@ def four_terms(
     """The four terms by the affine-head formula, and the autograd gradient, for any head function.
 
     The computation behind :func:`gradient_terms` (where ``head_fn`` is an affine map, so the
-    terms add up to ``"autograd"``) and :func:`mixlib.constructions.linearised_gradient_terms`
+    terms add up to ``"autograd"``) and :func:`mixlib.expansion_limits.linearised_gradient_terms`
     (where it may be nonlinear, so they need not). ``head_fn`` maps features of shape ``(B, d)``
     to ``(B,)`` or ``(B, 1)`` outputs and is held fixed. Arguments and result as in
     :func:`gradient_terms`.
     """
-    if not isinstance(features, nn.Module):
-        raise TypeError(f"features must be an nn.Module, got {type(features).__name__}")
-    if not callable(head_fn):
-        raise TypeError(f"head_fn must be callable (for example an nn.Linear), got {type(head_fn).__name__}")
+    check_module("features", features)
+    check_callable("head_fn", head_fn)
     x, x2 = check_tensor("x", x, min_dim=1), check_tensor("x2", x2, min_dim=1)
     y, y2 = check_tensor("y", y, min_dim=1), check_tensor("y2", y2, min_dim=1)
     batch = check_same_batch(x=x, x2=x2, y=y, y2=y2)
-    dtypes = {p.dtype for p in features.parameters() if p.is_floating_point()}
-    for name, t in (("x", x), ("x2", x2)):
-        if dtypes and t.dtype not in dtypes:
-            want = next(iter(dtypes))
-            raise TypeError(f"{name} has dtype {t.dtype} but the parameters of features are {want}; "
-                            f"convert it with {name}.to({want})")
-    y, y2 = _check_target("y", y, batch), _check_target("y2", y2, batch)
-    lam = _check_lam_shape(lam, batch)
+    check_model_input("x", x, features)
+    check_model_input("x2", x2, features)
+    y, y2 = check_one_per_example("y", y, batch), check_one_per_example("y2", y2, batch)
+    lam = check_lam_shape(lam, batch)
     if isinstance(lam, torch.Tensor):  # drawn on the CPU, perhaps; the data may be elsewhere
         lam = lam.to(y.device, y.dtype)
 
@@ -191,7 +197,7 @@ def four_terms(
     result["cross_x"] = flat_grad(out, -lam * (1 - lam) * e2)
     result["ordinary_x2"] = flat_grad(out2, -((1 - lam) ** 2) * e2)
     result["cross_x2"] = flat_grad(out2, -lam * (1 - lam) * e)
-    return {key: result[key] for key in (*TERMS, "autograd")}
+    return {key: result[key] for key in (*FOUR_TERM_KEYS, "autograd")}
 
 
 def mixing_constant(alpha: float) -> float:
@@ -202,22 +208,6 @@ def mixing_constant(alpha: float) -> float:
     """
     alpha = check_positive("alpha", alpha)
     return alpha / (2 * (2 * alpha + 1))
-
-
-def _check_residuals(residuals: object) -> torch.Tensor:
-    residuals = check_tensor("residuals", residuals, min_dim=1)
-    if residuals.numel() == 0:
-        raise ValueError("residuals must not be empty")
-    return residuals.reshape(-1).double()
-
-
-def _check_batch_size(batch_size: object, n: int) -> int:
-    if batch_size is None:
-        return n
-    batch_size = check_positive_int("batch_size", batch_size)
-    if batch_size > n:
-        raise ValueError(f"batch_size must be at most the number of residuals ({n}), got {batch_size}")
-    return batch_size
 
 
 def expected_mmix_loss(residuals: torch.Tensor, alpha: float, batch_size: int | None = None) -> float:
@@ -252,10 +242,10 @@ def expected_mmix_loss(residuals: torch.Tensor, alpha: float, batch_size: int | 
     Raises:
         ValueError: If ``alpha <= 0``, the residuals are empty or ``batch_size`` is out of range.
     """
-    e = _check_residuals(residuals)
+    e = check_residuals(residuals)
+    b = check_batch_size(batch_size, len(e))
     c = mixing_constant(alpha)
     n = len(e)
-    b = _check_batch_size(batch_size, n)
     mean_sq = e.mean() ** 2
     if b < n:  # the variance of the mean of b of n residuals drawn without replacement
         mean_sq = mean_sq + (e - e.mean()).pow(2).mean() * (n - b) / (b * (n - 1))
@@ -296,14 +286,14 @@ def mmix_loss_monte_carlo(
             out of range.
         TypeError: If ``generator`` is not a ``torch.Generator``.
     """
-    e = _check_residuals(residuals)
+    e = check_residuals(residuals)
+    b = check_batch_size(batch_size, len(e))
     n_draws = check_positive_int("n_draws", n_draws)
     if batch_size is None:
         lams = sample_lambda(alpha, size=n_draws, generator=generator).double().to(e.device)
         perms = torch.stack([random_pairing(len(e), generator) for _ in range(n_draws)]).to(e.device)
         mixed = lams[:, None] * e + (1 - lams[:, None]) * e[perms]  # (n_draws, n)
         return float((0.5 * mixed.pow(2)).mean())
-    b = _check_batch_size(batch_size, len(e))
     lams = sample_lambda(alpha, size=n_draws, generator=generator).double().to(e.device)
     batches = torch.stack([torch.randperm(len(e), generator=generator)[:b] for _ in range(n_draws)]).to(e.device)
     perms = torch.stack([random_pairing(b, generator) for _ in range(n_draws)]).to(e.device)

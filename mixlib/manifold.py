@@ -26,20 +26,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from numbers import Integral
 
 import torch
 from torch import nn
 
 from mixlib._checks import (
+    check_batch,
+    check_blocks,
+    check_choice,
     check_generator,
+    check_input,
     check_lam,
+    check_layer,
+    check_layer_set,
     check_model_input,
-    check_not_meta,
+    check_module,
+    check_perm,
     check_positive_int,
+    check_widths,
     model_error,
 )
-from mixlib.mixing import Lam, _check_float_batch, _check_no_nan_cheaply, _checked_mix
+from mixlib.mixing import Lam, mix
 
 __all__ = ["StagedNet", "mlp", "mix_at"]
 
@@ -65,50 +72,21 @@ class StagedNet(nn.Module):
         self, blocks: Sequence[nn.Module], head: nn.Module, eligible_layers: Iterable[int] | None = None
     ) -> None:
         super().__init__()
-        if isinstance(blocks, nn.Module) and not isinstance(blocks, (nn.Sequential, nn.ModuleList)):
-            raise TypeError(f"blocks must be a list of nn.Module stages, got a single {type(blocks).__name__}")
-        try:
-            blocks = list(blocks)
-        except TypeError:
-            raise TypeError(f"blocks must be a list of nn.Module stages, got {type(blocks).__name__}") from None
-        for i, block in enumerate(blocks):
-            if not isinstance(block, nn.Module):
-                raise TypeError(f"blocks[{i}] must be an nn.Module, got {type(block).__name__}")
-        if not isinstance(head, nn.Module):
-            raise TypeError(f"head must be an nn.Module (for example nn.Linear), got {type(head).__name__}")
-        self.blocks = nn.ModuleList(blocks)
-        self.head = head
-        n_layers = len(self.blocks) + 1
-        if eligible_layers is None:
-            eligible_layers = range(n_layers)
-        if isinstance(eligible_layers, (str, bytes, Integral)):
-            raise TypeError(f"eligible_layers must be a collection of ints such as [0, 1], got {eligible_layers!r}")
-        try:
-            eligible = tuple(sorted(set(eligible_layers)))
-        except TypeError:
-            raise TypeError(
-                f"eligible_layers must be a collection of ints such as [0, 1], got {eligible_layers!r}"
-            ) from None
-        if not eligible:
-            raise ValueError("eligible_layers must contain at least one layer")
-        for k in eligible:
-            if isinstance(k, bool) or not isinstance(k, Integral) or not 0 <= k < n_layers:
-                raise ValueError(
-                    f"eligible_layers must hold ints in 0..{n_layers - 1} (the input to each block, "
-                    f"and the output of the last), got {k!r}"
-                )
-        self.eligible_layers: tuple[int, ...] = tuple(int(k) for k in eligible)
+        self.blocks = nn.ModuleList(check_blocks(blocks))
+        self.head = check_module("head", head, "nn.Linear")
+        all_layers = range(len(self.blocks) + 1)
+        self.eligible_layers: tuple[int, ...] = check_layer_set(
+            all_layers if eligible_layers is None else eligible_layers, len(all_layers)
+        )
 
-    def _check_layer(self, layer: object, eligible_only: bool) -> int:
-        allowed = self.eligible_layers if eligible_only else tuple(range(len(self.blocks) + 1))
-        if isinstance(layer, bool) or not isinstance(layer, Integral) or int(layer) not in allowed:
-            which = "eligible layers" if eligible_only else "layers"
-            raise ValueError(f"layer must be one of the {which} {allowed}, got {layer!r}")
-        return int(layer)
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """Every layer, ``0..len(blocks)``: the input to each block and the output of the last."""
+        return tuple(range(len(self.blocks) + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The ordinary forward pass, ``head(block[L-1](... block[0](x)))``."""
-        return self._forward_from("x", x, 0)
+        return self.forward_from(x, 0)
 
     def features(self, x: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """The hidden state at ``layer``: the input to block ``layer``.
@@ -121,17 +99,12 @@ class StagedNet(nn.Module):
         Returns:
             The hidden state ``block[layer-1](... block[0](x))``; ``x`` itself for ``layer=0``.
         """
-        layer = len(self.blocks) if layer is None else self._check_layer(layer, eligible_only=False)
-        _check_input("x", x)
-        h = x
-        try:
+        layer = len(self.blocks) if layer is None else check_layer(layer, self.layers)
+        check_input("x", x)
+        with _model_errors("x", x, self):
+            h = x
             for block in self.blocks[:layer]:
                 h = block(h)
-        except torch.OutOfMemoryError:
-            raise
-        except RuntimeError as problem:
-            check_model_input("x", x, self)
-            raise model_error("x", x, problem) from None
         return h
 
     def forward_from(self, h: torch.Tensor, layer: int) -> torch.Tensor:
@@ -144,20 +117,13 @@ class StagedNet(nn.Module):
         Returns:
             ``head(block[L-1](... block[layer](h)))``.
         """
-        return self._forward_from("h", h, self._check_layer(layer, eligible_only=False))
-
-    def _forward_from(self, name: str, x: torch.Tensor, layer: int) -> torch.Tensor:
-        _check_input(name, x)
-        h = x
-        try:
+        layer = check_layer(layer, self.layers)
+        name = "x" if layer == 0 else "h"
+        check_input(name, h)
+        with _model_errors(name, h, self):
             for block in self.blocks[layer:]:
                 h = block(h)
             return self.head(h)
-        except torch.OutOfMemoryError:
-            raise
-        except RuntimeError as problem:
-            check_model_input(name, x, self)
-            raise model_error(name, x, problem) from None
 
     def forward_mixed(self, x: torch.Tensor, layer: int, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
         """The output when the hidden states at ``layer`` are mixed with their partners.
@@ -174,16 +140,13 @@ class StagedNet(nn.Module):
             The network's output for the mixed batch. Mix the targets with the same ``lam`` and ``perm``.
 
         Raises:
-            ValueError: If ``layer`` is not eligible, on a bad ``lam`` or ``perm``, or NaN in ``x``.
-                Hidden states are not scanned for NaN (that would cost a pass over each of them
-                in every training step).
+            ValueError: If ``layer`` is not eligible, on a bad ``lam`` or ``perm``, or NaN in ``x``
+                or in the hidden state.
         """
-        layer = self._check_layer(layer, eligible_only=True)
-        x = _check_float_batch("x", x)
-        _check_no_nan_cheaply("x", x)
+        layer = check_layer(layer, self.eligible_layers, "eligible layers")
+        x = check_batch("x", x)
         h = self.features(x, layer)
-        mixed = _checked_mix(f"hidden state at layer {layer}", h, lam, perm, scan_nan=False)
-        return self.forward_from(mixed, layer)
+        return self.forward_from(mix(h, lam, perm), layer)
 
     def sample_layer(self, generator: torch.Generator | None = None) -> int:
         """A layer drawn uniformly from :attr:`eligible_layers`, as the official code does per batch."""
@@ -191,13 +154,16 @@ class StagedNet(nn.Module):
         return self.eligible_layers[i]
 
 
-def _check_input(name: str, x: object) -> None:
-    # Constant-time checks only: this runs in every training step.
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    check_not_meta(name, x)
-    if x.dim() == 0:
-        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
+@contextmanager
+def _model_errors(name: str, x: torch.Tensor, model: nn.Module) -> Iterator[None]:
+    """Turn an error from inside the network into one that names the input it could not take."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as problem:
+        check_model_input(name, x, model)
+        raise model_error(name, x, problem) from None
 
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -226,19 +192,15 @@ def mlp(
     Returns:
         The network, with PyTorch's default initialisation (seed torch first for repeatability).
     """
-    if not isinstance(activation, str) or activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (Integral, Iterable)):
-        raise TypeError(f"hidden must be an int or a list of ints (the hidden widths), got {hidden!r}")
-    widths = [hidden] if isinstance(hidden, Integral) else list(hidden)
-    for name, w in [("in_dim", in_dim), ("out_dim", out_dim)] + [("hidden", w) for w in widths]:
-        check_positive_int(name, w)
+    check_choice("activation", activation, sorted(_ACTIVATIONS))
+    widths = check_widths(hidden)
+    in_dim, out_dim = check_positive_int("in_dim", in_dim), check_positive_int("out_dim", out_dim)
     blocks = []
     previous = in_dim
     for width in widths:
-        blocks.append(nn.Sequential(nn.Linear(int(previous), int(width)), _ACTIVATIONS[activation]()))
+        blocks.append(nn.Sequential(nn.Linear(previous, width), _ACTIVATIONS[activation]()))
         previous = width
-    return StagedNet(blocks, nn.Linear(int(previous), int(out_dim)), eligible_layers)
+    return StagedNet(blocks, nn.Linear(previous, out_dim), eligible_layers)
 
 
 @contextmanager
@@ -274,11 +236,9 @@ def mix_at(model: nn.Module, name: str, lam: Lam, perm: torch.Tensor) -> Iterato
         A submodule that is called more than once per forward pass (a shared module) is mixed
         at every call. The submodule's output must be a single tensor; it is not scanned for NaN.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module("model", model)
     check_lam(lam)
-    if not isinstance(perm, torch.Tensor) or perm.dtype != torch.long:
-        raise TypeError(f"perm must be a LongTensor of indices, got {getattr(perm, 'dtype', type(perm).__name__)}")
+    check_perm(perm)  # its length is checked against the batch when the hook runs
     try:
         submodule = model.get_submodule(name)
     except AttributeError:
@@ -289,7 +249,7 @@ def mix_at(model: nn.Module, name: str, lam: Lam, perm: torch.Tensor) -> Iterato
     def mix_output(module: nn.Module, inputs: tuple, out: object) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"mix_at can only mix a tensor output; {name!r} returned {type(out).__name__}")
-        return _checked_mix(f"output of {name!r}", out, lam, perm, scan_nan=False)
+        return mix(out, lam, perm)
 
     handle = submodule.register_forward_hook(mix_output)
     try:

@@ -11,22 +11,25 @@ from torch import nn
 
 from ._checks import (
     check_fraction,
+    check_labels,
+    check_logits,
     check_model_input,
+    check_module,
+    check_nonempty,
     check_positive,
     check_positive_int,
     check_same_batch,
     check_tensor,
     model_error,
 )
-from .mixing import _check_labels
+from .mixing import one_hot, soft_cross_entropy
 from .seeding import model_device
 
 
 @torch.no_grad()
 def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The outputs of ``model`` on ``x`` (moved to the model's device), computed in eval mode."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_module("model", model)
     check_tensor("x", x, min_dim=1)
     check_model_input("x", x, model)
     was_training = model.training
@@ -51,33 +54,44 @@ def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _labels_for(name: str, labels: object, scores: torch.Tensor) -> torch.Tensor:
-    """Check class labels against ``(n, C)`` scores: shape ``(n,)``, values in ``[0, C)``."""
-    labels = _check_labels(name, labels, scores.shape[1])
+    """Check class labels against ``(n, C)`` scores: shape ``(n,)``, values in ``[0, C)``, at least one."""
+    labels = check_labels(name, labels, scores.shape[1])
     check_same_batch(**{"predictions": scores, name: labels})
-    if len(labels) == 0:
-        raise ValueError(f"{name} must hold at least one label")
+    check_nonempty(name, labels, "label")
     return labels.to(scores.device)
+
+
+def _accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((scores.argmax(1) == labels).double().mean())
+
+
+def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows of ``logits`` (shape ``(n, C)``) whose largest entry is at the label.
+
+    Any scores that rank the classes as the logits do (probabilities, say) give the same answer.
+    """
+    logits = check_logits(logits)
+    return _accuracy(logits, _labels_for("labels", labels, logits))
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of rows of ``x`` whose most probable class is the label ``y`` (shape ``(n,)``)."""
     scores = logits(model, x)
-    y = _labels_for("y", y, scores)
-    return float((scores.argmax(1) == y).float().mean())
+    return _accuracy(scores, _labels_for("y", y, scores))
 
 
 def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean negative log-likelihood (cross-entropy) of integer ``labels`` under ``softmax(logits)``.
 
+    Computed in double precision, as :func:`mixlib.mixing.soft_cross_entropy` against one-hot rows.
+
     Args:
         logits: ``(n, C)`` model outputs (not probabilities).
         labels: int64 labels, shape ``(n,)``, in ``[0, C)``.
     """
-    logits = check_tensor("logits", logits, min_dim=2)
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (n, classes), got {tuple(logits.shape)}")
+    logits = check_logits(logits).double()
     labels = _labels_for("labels", labels, logits)
-    return float(torch.nn.functional.cross_entropy(logits.double(), labels))
+    return float(soft_cross_entropy(logits, one_hot(labels, logits.shape[1], torch.float64)))
 
 
 def ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
@@ -91,7 +105,7 @@ def classification_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_
     y = _labels_for("y", y, scores)
     probs = torch.softmax(scores.double(), dim=1)
     return {
-        "accuracy": float((scores.argmax(1) == y).double().mean()),
+        "accuracy": _accuracy(scores, y),
         "nll": nll(scores, y),
         "ece": reliability(probs, y, n_bins).ece,
     }
@@ -207,9 +221,7 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10) -> 
 
 def mean_confidence(logits: torch.Tensor, temperature: float = 1.0) -> float:
     """Mean top-class probability of ``softmax(logits / temperature)``."""
-    logits = check_tensor("logits", logits, min_dim=2)
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (n, classes), got {tuple(logits.shape)}")
+    logits = check_logits(logits)
     temperature = check_positive("temperature", temperature)
     return float(torch.softmax(logits.double() / temperature, dim=1).max(dim=1).values.mean())
 
@@ -227,8 +239,8 @@ def temperature_for_confidence(logits: torch.Tensor, confidence: float, tol: flo
         confidence: the target mean top probability, strictly between ``1/C`` and 1.
         tol: the bisection stops when the bracket on ``log T`` is narrower than this.
     """
-    logits = check_tensor("logits", logits, min_dim=2)
-    if logits.dim() != 2 or logits.shape[1] < 2 or logits.shape[0] == 0:
+    logits = check_logits(logits)
+    if logits.shape[1] < 2 or logits.shape[0] == 0:
         raise ValueError(
             f"logits must have shape (n, classes) with n >= 1 and at least 2 classes, got {tuple(logits.shape)}"
         )

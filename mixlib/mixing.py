@@ -25,21 +25,25 @@ also accepts one value per example.
 
 from __future__ import annotations
 
-import math
-from numbers import Integral
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mixlib._checks import (
+    check_batch,
     check_generator,
-    check_lam,
-    check_not_meta,
+    check_labels,
+    check_lam_shape,
+    check_logits,
+    check_nonempty,
+    check_perm,
     check_positive,
     check_positive_int,
+    check_probability_rows,
+    check_reduction,
     check_same_batch,
+    check_size,
+    check_target_like,
     check_tensor,
 )
 
@@ -53,6 +57,7 @@ __all__ = [
     "mixed_cross_entropy",
     "mixed_squared_loss",
     "bce_on_softmax",
+    "reduce_batch",
 ]
 
 # A mixing weight: one number for the batch, or a tensor with one number per example.
@@ -81,7 +86,7 @@ def sample_lambda(
         ValueError: If ``alpha <= 0``.
     """
     alpha = check_positive("alpha", alpha)
-    size = _check_size(size)
+    size = check_size(size)
     check_generator(generator)
     # torch has no seedable Beta sampler that takes a Generator, so we hand a seed to NumPy.
     seed = int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
@@ -89,19 +94,6 @@ def sample_lambda(
     if size is None:
         return float(draws)
     return torch.from_numpy(np.asarray(draws, dtype=np.float32))
-
-
-def _check_size(size: object) -> int | tuple[int, ...] | None:
-    """``None``, an int >= 0 or a tuple of them: the shape of a batch of draws."""
-    if size is None:
-        return None
-    dims = size if isinstance(size, (tuple, list, torch.Size)) else (size,)
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, Integral):
-            raise TypeError(f"size must be None, an int or a tuple of ints, got {size!r}")
-        if d < 0:
-            raise ValueError(f"size must hold dimensions >= 0, got {size!r}")
-    return tuple(int(d) for d in dims) if isinstance(size, (tuple, list, torch.Size)) else int(size)
 
 
 def random_pairing(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -121,114 +113,17 @@ def random_pairing(n: int, generator: torch.Generator | None = None) -> torch.Te
     return torch.randperm(n, generator=check_generator(generator))
 
 
-def _check_perm(perm: object, batch: int) -> torch.Tensor:
-    """Check the type and shape of a pairing. Its range is checked by index_select, see _mix."""
-    if not isinstance(perm, torch.Tensor):
-        raise TypeError(f"perm must be a torch.Tensor of indices, got {type(perm).__name__}")
-    check_not_meta("perm", perm)
-    if perm.dtype != torch.long:
-        raise TypeError(f"perm must be a LongTensor (dtype torch.int64), got dtype {perm.dtype}")
-    if perm.shape != (batch,):
-        raise ValueError(f"perm must have shape ({batch},), one index per example, got {tuple(perm.shape)}")
-    if perm.device.type != "cpu":  # an index out of range is a device-side assert on a GPU: check first
-        _check_perm_range(perm, batch)
-    return perm
-
-
-def _check_perm_range(perm: torch.Tensor, batch: int) -> None:
-    low, high = (int(v) for v in torch.aminmax(perm))
-    if low < 0 or high >= batch:
-        raise ValueError(f"perm must hold indices in [0, {batch - 1}], got values from {low} to {high}")
-
-
-def _check_lam_shape(lam: Lam, batch: int) -> Lam:
-    """Check ``lam`` and return it as a float, a 0-d tensor or a ``(batch,)`` tensor.
-
-    One value per example may come shaped ``(B,)`` or ``(B, 1)`` (timm returns the latter).
-    """
-    lam = check_lam(lam)
-    if isinstance(lam, torch.Tensor) and lam.dim() > 0:
-        if lam.shape not in ((batch,), (batch, 1)):
-            raise ValueError(
-                f"lam must be a number or a tensor with one value per example, shape ({batch},) or "
-                f"({batch}, 1); got shape {tuple(lam.shape)}"
-            )
-        lam = lam.reshape(batch)
-    return lam
-
-
-def _per_example(lam: Lam, like: torch.Tensor) -> Lam:
-    """Shape a per-example ``lam`` of shape (B,) so that it broadcasts over ``like``'s trailing dims."""
+def _per_example(lam: Lam, t: torch.Tensor) -> Lam:
+    """``lam`` as it multiplies ``t``: one value per example, broadcast over the trailing dims."""
     if isinstance(lam, torch.Tensor):
-        if lam.dim() == 0:
-            return lam.to(like.device, like.dtype)
-        return lam.to(like.device, like.dtype).reshape((-1,) + (1,) * (like.dim() - 1))
+        return lam.to(t.device, t.dtype).reshape((-1,) + (1,) * (t.dim() - 1))
     return lam
-
-
-def _check_float_batch(name: str, t: object, hint: str | None = None) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    check_not_meta(name, t)
-    if not t.is_floating_point():
-        hint = hint or f"convert it with {name}.float()"
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}; {hint}")
-    if t.dim() == 0:
-        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
-    return t
-
-
-def _check_no_nan_cheaply(name: str, t: torch.Tensor) -> None:
-    # A NaN anywhere makes the sum NaN, and one reduction is ~10x cheaper than isnan(t).any()
-    # on an image batch. A NaN sum can also come from +inf and -inf together, so the exact
-    # check runs only then, to keep the message truthful.
-    if math.isnan(float(t.detach().sum())) and torch.isnan(t).any():
-        raise ValueError(f"{name} contains NaN")
-
-
-class _MixRows(torch.autograd.Function):
-    """``lam * t + (1 - lam) * t[perm]`` for one number ``lam`` and a permutation ``perm``.
-
-    Autograd would differentiate ``t[perm]`` by scattering the gradient back (``index_add_``) and
-    then add the two paths, which costs more than the rest of the mixing in a training step. For a
-    permutation, the gradient is the same mix of ``grad`` with its rows put back in place,
-    ``lam * grad + (1 - lam) * grad[inverse]``: two cheap passes.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, t: torch.Tensor, lam: float, perm: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-        ctx.lam = lam
-        ctx.save_for_backward(inverse)
-        return t.index_select(0, perm).lerp_(t, lam)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        (inverse,) = ctx.saved_tensors
-        return grad.index_select(0, inverse).lerp_(grad, ctx.lam), None, None, None
 
 
 def _mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
-    """``lam * t + (1 - lam) * t[perm]``, computed as ``t[perm] + lam * (t - t[perm])`` by lerp.
-
-    ``t[perm]`` is computed by ``index_select``, which is much faster than indexing on large
-    batches, and which also checks that the indices in ``perm`` are in range.
-    """
-    # Pairings and weights are usually drawn on the CPU; the data may live on any device.
-    perm = perm.to(t.device, non_blocking=True)
-    try:
-        if t.requires_grad and torch.is_grad_enabled():
-            if isinstance(lam, float):
-                sorted_perm, inverse = perm.sort()
-                if torch.equal(sorted_perm, torch.arange(len(perm), device=perm.device)):
-                    return _MixRows.apply(t, lam, perm, inverse)
-            return torch.lerp(t.index_select(0, perm), t, _per_example(lam, t))
-        return t.index_select(0, perm).lerp_(t, _per_example(lam, t))
-    except IndexError:  # an index out of range: say so in terms of perm
-        try:
-            _check_perm_range(perm, len(t))
-        except ValueError as problem:
-            raise problem from None  # the IndexError from inside torch would only add noise
-        raise
+    """``lam * t + (1 - lam) * t[perm]``."""
+    lam = _per_example(lam, t)
+    return lam * t + (1 - lam) * t[perm.to(t.device)]
 
 
 def mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
@@ -246,17 +141,8 @@ def mix(t: torch.Tensor, lam: Lam, perm: torch.Tensor) -> torch.Tensor:
     Returns:
         A tensor shaped like ``t``.
     """
-    return _checked_mix("t", t, lam, perm)
-
-
-def _checked_mix(name: str, t: object, lam: Lam, perm: torch.Tensor, scan_nan: bool = True) -> torch.Tensor:
-    t = _check_float_batch(name, t)
-    batch = t.shape[0]
-    lam = _check_lam_shape(lam, batch)
-    perm = _check_perm(perm, batch)
-    if scan_nan:
-        _check_no_nan_cheaply(name, t)
-    return _mix(t, lam, perm)
+    t = check_batch("t", t)
+    return _mix(t, check_lam_shape(lam, len(t)), check_perm(perm, len(t)))
 
 
 def mixup(
@@ -280,20 +166,12 @@ def mixup(
 
     Raises:
         TypeError: If ``x`` or ``y`` is not a floating-point tensor, or ``perm`` is not a LongTensor.
-        ValueError: On mismatched batch sizes, ``lam`` outside [0, 1], a bad ``perm``, or NaN.
-
-    Note:
-        The NaN check on ``x`` is a single sum (a NaN makes the sum NaN) rather than an
-        elementwise test, which would cost more than the mixing itself on an image batch;
-        ``y`` and ``lam`` are small and checked elementwise.
+        ValueError: On mismatched batch sizes, ``lam`` outside [0, 1], a bad ``perm``, NaN or inf.
     """
-    x = _check_float_batch("x", x)
-    y = _check_float_batch("y", y, hint="for class labels mix one-hot vectors, y = one_hot(y, num_classes)")
-    check_tensor("y", y)
+    x = check_batch("x", x)
+    y = check_batch("y", y, hint="for class labels mix one-hot vectors, y = one_hot(y, num_classes)")
     batch = check_same_batch(x=x, y=y)
-    lam = _check_lam_shape(lam, batch)
-    perm = _check_perm(perm, batch)
-    _check_no_nan_cheaply("x", x)
+    lam, perm = check_lam_shape(lam, batch), check_perm(perm, batch)
     return _mix(x, lam, perm), _mix(y, lam, perm)
 
 
@@ -309,58 +187,22 @@ def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.f
         A tensor of shape ``(B, num_classes)``.
     """
     num_classes = check_positive_int("num_classes", num_classes)
-    labels = _check_labels("labels", labels, num_classes)
+    labels = check_labels("labels", labels, num_classes)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}")
     return F.one_hot(labels, num_classes).to(dtype)
 
 
-def _check_labels(name: str, labels: object, num_classes: int | None = None, scan: bool = True) -> torch.Tensor:
-    """Check class labels; with ``scan=False`` only their type and shape, not their range."""
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
-    check_not_meta(name, labels)
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        hint = "; soft targets go to soft_cross_entropy" if labels.is_floating_point() else ""
-        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}{hint}")
-    if labels.dim() != 1:
-        raise ValueError(f"{name} must have shape (B,), got {tuple(labels.shape)}")
-    if scan and labels.numel() > 0:
-        low, high = (int(v) for v in torch.aminmax(labels))
-        if low < 0 or (num_classes is not None and high >= num_classes):
-            upper = "" if num_classes is None else f", {num_classes - 1}"
-            raise ValueError(f"{name} must be class indices in [0{upper}], got values from {low} to {high}")
-    return labels.long()
-
-
-# nll_loss skips the labels equal to its ignore_index (-100 by default); none should be skipped.
-_NO_CLASS = torch.iinfo(torch.int64).min
-
-
-def _reduce(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return per_example.mean()
-    if reduction == "sum":
-        return per_example.sum()
+def reduce_batch(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
+    """The mean or the sum of per-example values (``reduction`` 'mean' or 'sum'), or the values ('none')."""
     if reduction == "none":
         return per_example
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return per_example.mean() if reduction == "mean" else per_example.sum()
 
 
-def _check_reduction(reduction: object) -> str:
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return reduction
-
-
-def _check_logits(logits: object, scan_nan: bool = True) -> torch.Tensor:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.is_meta:
-        check_tensor("logits", logits)  # raises a TypeError that says what is wrong
-    if scan_nan and torch.isnan(logits).any():
-        raise ValueError("logits contains NaN")
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (B, num_classes), got {tuple(logits.shape)}")
-    return logits
+def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``-sum_k target[k] * log softmax(logits)[k]`` per row: the cross-entropy against soft targets."""
+    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -375,15 +217,10 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: st
     Returns:
         A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
     """
-    logits = _check_logits(logits)
-    target = check_tensor("target", target)
-    if target.shape != logits.shape:
-        raise ValueError(
-            f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
-        )
-    if bool((target < 0).any()):
-        raise ValueError("target must hold probabilities >= 0 (for example mixed one-hot rows)")
-    return _reduce(-(target * F.log_softmax(logits, dim=-1)).sum(dim=-1), reduction)
+    reduction = check_reduction(reduction)
+    logits = check_logits(logits)
+    target = check_probability_rows("target", target, logits, sum_to_one=True)
+    return reduce_batch(_cross_entropy(logits, target.to(logits.device)), reduction)
 
 
 def bce_on_softmax(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -405,18 +242,12 @@ def bce_on_softmax(logits: torch.Tensor, target: torch.Tensor, reduction: str = 
     Returns:
         A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``.
     """
-    reduction = _check_reduction(reduction)
-    logits = _check_logits(logits)
-    target = check_tensor("target", target)
-    if target.shape != logits.shape:
-        raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
-    if target.device != logits.device:
-        target = target.to(logits.device)
-    if bool(((target < 0) | (target > 1)).any()):
-        raise ValueError("target must hold probabilities in [0, 1] (for example mixed one-hot rows)")
+    reduction = check_reduction(reduction)
+    logits = check_logits(logits)
+    target = check_probability_rows("target", target, logits, sum_to_one=False)
     probs = torch.softmax(logits, dim=1)
-    per_entry = F.binary_cross_entropy(probs, target.to(probs.dtype), reduction="none")
-    return _reduce(per_entry.mean(dim=1), reduction)
+    per_entry = F.binary_cross_entropy(probs, target.to(probs.device, probs.dtype), reduction="none")
+    return reduce_batch(per_entry.mean(dim=1), reduction)
 
 
 def mixed_cross_entropy(
@@ -424,8 +255,8 @@ def mixed_cross_entropy(
 ) -> torch.Tensor:
     """Mixed cross-entropy ``lam * CE(logits, y) + (1 - lam) * CE(logits, y2)`` for class labels.
 
-    Cross-entropy is linear in the target, so this equals :func:`soft_cross_entropy` against the
-    mixed one-hot target ``lam * one_hot(y) + (1 - lam) * one_hot(y2)``, without building it.
+    Cross-entropy is linear in the target, so this is :func:`soft_cross_entropy` against the
+    mixed one-hot target ``lam * one_hot(y) + (1 - lam) * one_hot(y2)``.
 
     Args:
         logits: Floating-point tensor of shape ``(B, C)``.
@@ -440,51 +271,19 @@ def mixed_cross_entropy(
     Raises:
         TypeError: If ``logits`` is not floating point or a label tensor is not integer.
         ValueError: On mismatched batch sizes, ``lam`` outside [0, 1], labels outside
-            ``[0, C)``, or NaN in ``logits``.
+            ``[0, C)``, or NaN or inf in ``logits``.
     """
-    # This runs in every training step, so the checks that scan tensors run only when something
-    # is off: nll_loss rejects labels out of range, and a NaN in logits makes the loss NaN.
-    reduction = _check_reduction(reduction)
-    logits = _check_logits(logits, scan_nan=False)
-    y, y2 = _check_labels("y", y, scan=False), _check_labels("y2", y2, scan=False)
-    batch = check_same_batch(logits=logits, y=y, y2=y2)
-    lam = _check_lam_shape(lam, batch)
-    if isinstance(lam, torch.Tensor):
-        lam = lam.to(logits.device, logits.dtype)
-    y, y2 = y.to(logits.device), y2.to(logits.device)
+    reduction = check_reduction(reduction)
+    logits = check_logits(logits)
+    classes = logits.shape[1]
+    y, y2 = check_labels("y", y, classes), check_labels("y2", y2, classes)
+    lam = _per_example(check_lam_shape(lam, check_same_batch(logits=logits, y=y, y2=y2)), logits)
 
-    log_p = F.log_softmax(logits, dim=1)  # shared by both terms: half the work of two cross_entropy calls
+    def one_hot_rows(labels: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(labels.to(logits.device), classes).to(logits.dtype)
 
-    def ce(labels: torch.Tensor, reduction: str) -> torch.Tensor:
-        return F.nll_loss(log_p, labels, reduction=reduction, ignore_index=_NO_CLASS)
-
-    try:
-        if isinstance(lam, float) and reduction != "none":
-            loss = lam * ce(y, reduction) + (1 - lam) * ce(y2, reduction)  # reduce first: fewer operations
-        else:
-            loss = _reduce(lam * ce(y, "none") + (1 - lam) * ce(y2, "none"), reduction)
-    except IndexError:  # a label out of range: say which
-        try:
-            _check_labels("y", y, logits.shape[1])
-            _check_labels("y2", y2, logits.shape[1])
-        except ValueError as problem:
-            raise problem from None  # the IndexError from inside torch would only add noise
-        raise
-    value = loss.detach()
-    if math.isnan(float(value if value.dim() == 0 else value.sum())):
-        _check_logits(logits)
-    return loss
-
-
-def _match_target(name: str, target: object, pred: torch.Tensor) -> torch.Tensor:
-    target = check_tensor(name, target, min_dim=1)
-    if target.shape != pred.shape:
-        # (B,) against (B, 1) is the one mismatch we forgive: a scalar target per example.
-        batch = pred.shape[0]
-        if {tuple(target.shape), tuple(pred.shape)} == {(batch,), (batch, 1)}:
-            return target.reshape(pred.shape)
-        raise ValueError(f"{name} must have the shape of pred {tuple(pred.shape)}, got {tuple(target.shape)}")
-    return target
+    target = lam * one_hot_rows(y) + (1 - lam) * one_hot_rows(y2)
+    return reduce_batch(_cross_entropy(logits, target), reduction)
 
 
 def mixed_squared_loss(
@@ -509,10 +308,11 @@ def mixed_squared_loss(
         A scalar tensor, or a tensor of shape ``(B,)`` when ``reduction="none"``; the squared
         norm is summed over all trailing dimensions.
     """
+    reduction = check_reduction(reduction)
     pred = check_tensor("pred", pred, min_dim=1)
-    y = _match_target("y", y, pred)
-    y2 = _match_target("y2", y2, pred)
-    batch = check_same_batch(pred=pred, y=y, y2=y2)
-    lam = _per_example(_check_lam_shape(lam, batch), pred)
+    check_nonempty("pred", pred)
+    y, y2 = check_target_like("y", y, pred), check_target_like("y2", y2, pred)
+    lam = check_lam_shape(lam, check_same_batch(pred=pred, y=y, y2=y2))
+    lam = _per_example(lam, pred)
     residual = lam * y + (1 - lam) * y2 - pred
-    return _reduce(0.5 * residual.pow(2).reshape(batch, -1).sum(dim=1), reduction)
+    return reduce_batch(0.5 * residual.pow(2).reshape(len(pred), -1).sum(dim=1), reduction)

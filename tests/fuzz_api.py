@@ -1158,21 +1158,21 @@ SPECS: list[F] = [
     # seeding
     F("seeding.seed_everything", {"seed": A("seed", lambda: 0)}),
     F("seeding.make_generator", {"seed": A("seed", lambda: 0)}),
-    # constructions
-    F("constructions.commuting_gap", {
+    # expansion_limits and the subspace measurements of flatness
+    F("expansion_limits.commuting_gap", {
         "head": A("model", lambda: nn.Linear(5, C), ok=("function",)),
         "u": A("t", lambda: torch.randn(B, 5), names=("v",), skip=("float16", "bfloat16", "float64")),
         "v": A("t", lambda: torch.randn(B, 5), names=("u",), skip=("float16", "bfloat16", "float64")),
         "lam": _lam(),
     }),
-    F("constructions.directions_for_energy", {**_flatness_args(center=False), "energy": A("fraction", lambda: 0.9)}),
-    F("constructions.class_subspaces", {**_flatness_args(center=False), "energy": A("fraction", lambda: 0.99)}),
-    F("constructions.share_outside", {
+    F("flatness.directions_for_energy", {**_flatness_args(center=False), "energy": A("fraction", lambda: 0.9)}),
+    F("flatness.class_subspaces", {**_flatness_args(center=False), "energy": A("fraction", lambda: 0.99)}),
+    F("flatness.share_outside", {
         "points": A("t", lambda: torch.randn(B, 5), pair=False, skip=("float16", "bfloat16"), ok=("empty",)),
         "mean": A("t", lambda: torch.zeros(5), pair=False, skip=("float16", "bfloat16")),
         "basis": A("t", lambda: torch.eye(5)[:, :2].clone(), pair=False, skip=("float16", "bfloat16")),
     }),
-    F("constructions.nearest_distance", {
+    F("flatness.nearest_distance", {
         "points": A("t", lambda: torch.randn(B, 5), pair=False, skip=("float16", "bfloat16"), ok=("empty",)),
         "reference": A("t", lambda: torch.randn(8, 5), pair=False, skip=("float16", "bfloat16")),
         "allowed": A("custom", lambda: None, null=True, extra=(

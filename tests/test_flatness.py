@@ -1,4 +1,4 @@
-"""Tests for mixlib.flatness: class-conditional singular values and chord linearity."""
+"""Tests for mixlib.flatness: class-conditional singular values, chord linearity, class subspaces, distances."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from mixlib.flatness import (
     chord_outputs,
     class_dimension,
     class_singular_values,
+    class_subspaces,
+    directions_for_energy,
     flattening_summary,
+    nearest_distance,
+    share_outside,
 )
 
 
@@ -201,3 +205,118 @@ def test_chord_errors():
         chord_nonlinearity(nn.Identity(), x, x, transform="sigmoid")
     with pytest.raises(ValueError, match="reduction"):
         chord_nonlinearity(nn.Identity(), x, x, reduction="max")
+
+
+# --- class subspaces -------------------------------------------------------------------------------------
+
+
+def planted(n: int = 50, dim: int = 10, k: int = 3, seed: int = 0):
+    """Two classes, each on its own k-dimensional affine subspace of R^dim."""
+    g = torch.Generator().manual_seed(seed)
+    rows, labels = [], []
+    for c in range(2):
+        basis = torch.linalg.qr(torch.randn(dim, k, generator=g, dtype=torch.float64)).Q
+        coef = torch.randn(n, k, generator=g, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0][:k],
+                                                                                  dtype=torch.float64)
+        rows.append(5 * c + coef @ basis.T)
+        labels.append(torch.full((n,), c))
+    return torch.cat(rows), torch.cat(labels)
+
+
+def test_directions_for_energy_finds_the_planted_dimension():
+    h, labels = planted()
+    assert directions_for_energy(h, labels, 0.999) == {0: 3, 1: 3}
+    # the first direction carries 9 / 14 of the variance (stds 3, 2, 1), the first two 13 / 14
+    assert directions_for_energy(h, labels, 0.5) == {0: 1, 1: 1}
+
+
+def test_share_outside_is_zero_inside_and_one_orthogonal():
+    h, labels = planted()
+    subspaces = class_subspaces(h, labels, 0.999)
+    mean, basis = subspaces[0]
+    assert basis.shape == (10, 3)
+    assert torch.allclose(basis.T @ basis, torch.eye(3, dtype=basis.dtype), atol=1e-10)
+    inside = share_outside(h[labels == 0], mean, basis)
+    assert float(inside.max()) < 1e-10
+    normal = torch.linalg.qr(torch.cat([basis, torch.randn(10, 1, dtype=basis.dtype)], 1)).Q[:, 3]
+    outside = share_outside((mean + 2 * normal)[None], mean, basis)
+    assert torch.allclose(outside, torch.ones(1, dtype=outside.dtype))
+
+
+def test_a_class_of_identical_points_has_no_directions():
+    h = torch.ones(4, 3)
+    labels = torch.zeros(4, dtype=torch.long)
+    assert directions_for_energy(h, labels) == {0: 0}
+    mean, basis = class_subspaces(h, labels)[0]
+    assert basis.shape == (3, 0)
+    assert torch.allclose(share_outside(torch.zeros(1, 3), mean, basis), torch.ones(1))
+
+
+def test_subspace_functions_check_their_arguments():
+    h, labels = planted()
+    with pytest.raises(ValueError, match="energy"):
+        class_subspaces(h, labels, 1.0)
+    with pytest.raises(TypeError, match="integer class indices"):
+        directions_for_energy(h, labels.float())
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        class_subspaces(h, labels[:10])
+    mean, basis = class_subspaces(h, labels)[0]
+    with pytest.raises(ValueError, match="basis"):
+        share_outside(h, mean[:5], basis)
+
+
+def test_nearest_distance_with_and_without_a_mask():
+    reference = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 5.0]])
+    points = torch.tensor([[1.0, 0.0], [0.0, 4.0]])
+    assert torch.allclose(nearest_distance(points, reference), torch.tensor([1.0, 1.0]))
+    allowed = torch.tensor([[False, True, True], [True, True, False]])
+    assert torch.allclose(nearest_distance(points, reference, allowed), torch.tensor([2.0, 4.0]))
+    none_allowed = torch.zeros(2, 3, dtype=torch.bool)
+    assert torch.isinf(nearest_distance(points, reference, none_allowed)).all()
+    # the same answer as a brute-force loop on random data
+    g = torch.Generator().manual_seed(0)
+    p, r = torch.randn(7, 5, generator=g), torch.randn(11, 5, generator=g)
+    mask = torch.rand(7, 11, generator=g) > 0.3
+    brute = torch.stack([min((p[q] - r[k]).norm() for k in range(11) if mask[q, k]) for q in range(7)])
+    assert torch.allclose(nearest_distance(p, r, mask), brute, atol=1e-6)
+
+
+def test_nearest_distance_errors():
+    with pytest.raises(ValueError, match="points and reference"):
+        nearest_distance(torch.randn(3, 2), torch.randn(4, 3))
+    with pytest.raises(TypeError, match="allowed"):
+        nearest_distance(torch.randn(3, 2), torch.randn(4, 2), torch.ones(3, 4))
+    with pytest.raises(ValueError, match="allowed"):
+        nearest_distance(torch.randn(3, 2), torch.randn(4, 2), torch.ones(3, 3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="points"):
+        nearest_distance(torch.ones(3, 2, dtype=torch.long), torch.randn(4, 2))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU"))])
+def test_nearest_distance_on_any_device(device):
+    g = torch.Generator().manual_seed(1)
+    p, r = torch.randn(5, 3, generator=g), torch.randn(6, 3, generator=g)
+    mask = torch.rand(5, 6, generator=g) > 0.2  # built on the CPU, as a notebook would
+    out = nearest_distance(p.to(device), r.to(device), mask)
+    assert out.device.type == device
+    assert torch.allclose(out.cpu(), nearest_distance(p, r, mask))
+
+
+def test_labels_equal_to_num_classes_are_rejected_when_the_classes_are_known():
+    h, labels = planted()
+    bad = labels.clone()
+    bad[0] = 2
+    message = r"labels must be class indices in \[0, 1\], got values from 0 to 2"
+    for measure in (class_singular_values, flattening_summary, class_subspaces, directions_for_energy):
+        with pytest.raises(ValueError, match=message):
+            measure(h, bad, num_classes=2)
+        measure(h, labels, num_classes=2)  # in range: fine
+
+
+def test_an_empty_batch_gets_a_clear_error():
+    with pytest.raises(ValueError, match="h must hold at least one representation"):
+        class_singular_values(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    net = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="x must hold at least one pair"):
+        chord_nonlinearity(net, torch.zeros(0, 3), torch.zeros(0, 3))

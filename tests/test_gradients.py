@@ -9,10 +9,14 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mixlib.gradients import expected_mmix_loss, gradient_terms, mixing_constant, mmix_loss_monte_carlo
+from mixlib.gradients import (
+    FOUR_TERM_KEYS,
+    expected_mmix_loss,
+    gradient_terms,
+    mixing_constant,
+    mmix_loss_monte_carlo,
+)
 from mixlib.mixing import mix, mixed_squared_loss, random_pairing, sample_lambda
-
-TERMS = ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2")
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -40,7 +44,7 @@ def setup(seed: int = 0, batch: int = 7, widths: tuple[int, ...] = (3, 5, 4)):
 
 
 def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
-    return sum(terms[k] for k in TERMS)
+    return sum(terms[k] for k in FOUR_TERM_KEYS)
 
 
 # --- the contract --------------------------------------------------------------------------------
@@ -49,7 +53,7 @@ def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
 def test_keys_shapes_and_untouched_grads():
     features, head, x, x2, y, y2 = setup()
     terms = gradient_terms(features, head, x, x2, y, y2, 0.3)
-    assert list(terms) == [*TERMS, "autograd"]
+    assert list(terms) == [*FOUR_TERM_KEYS, "autograd"]
     n_params = sum(p.numel() for p in features.parameters())
     assert all(v.shape == (n_params,) for v in terms.values())
     assert all(p.grad is None for p in [*features.parameters(), *head.parameters()])
@@ -90,7 +94,7 @@ def test_terms_match_the_formula_with_per_example_gradients(per_example_lam):
         "cross_x2": -(lam_col * (1 - lam_col) * e[:, None] * g2).sum(0),
     }
     terms = gradient_terms(features, head, x, x2, y, y2, lam)
-    for key in TERMS:
+    for key in FOUR_TERM_KEYS:
         assert torch.allclose(terms[key], expected[key], atol=1e-12), key
     # and the product form: -(lam e + (1-lam) e2) (lam g(x) + (1-lam) g(x2))
     product = -((lam * e + (1 - lam) * e2)[:, None] * (lam_col * g + (1 - lam_col) * g2)).sum(0)

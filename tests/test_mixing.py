@@ -135,7 +135,6 @@ def test_mixup_is_differentiable_in_x_and_lam():
 @pytest.mark.parametrize("perm", [[2, 0, 4, 1, 3], [0, 0, 1, 4, 4]], ids=["permutation", "repeats"])
 @pytest.mark.parametrize("per_example", [False, True])
 def test_mix_gradients_match_the_formula(perm, per_example):
-    # mix uses its own backward pass for permutations; check it against autograd on the formula.
     perm = torch.tensor(perm)
     t = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
     lam = torch.rand(5, dtype=torch.float64, requires_grad=True) if per_example else 0.3
@@ -240,11 +239,26 @@ def test_mixup_rejects_nan():
         mixup(x, y_nan, 0.5, perm)
 
 
-def test_mixup_nan_check_is_not_fooled_by_infinities():
-    # +inf and -inf sum to NaN; the cheap check must not call that a NaN input.
+def test_mixup_rejects_infinities_and_names_them():
+    # +inf and -inf sum to NaN; the check must say inf, not NaN.
     x, y, perm = _xy()
     x[0, 0], x[1, 0] = float("inf"), float("-inf")
-    mixup(x, y, 0.5, perm)
+    with pytest.raises(ValueError, match="x contains an infinite value"):
+        mixup(x, y, 0.5, perm)
+    x[1, 0] = 0.0
+    with pytest.raises(ValueError, match="t contains an infinite value"):
+        mix(x, 0.5, perm)
+
+
+def test_losses_reject_infinite_logits_instead_of_returning_nan():
+    logits, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    logits[1, 2] = float("inf")
+    with pytest.raises(ValueError, match="logits contains an infinite value"):
+        mixed_cross_entropy(logits, y, y, 0.5)
+    with pytest.raises(ValueError, match="logits contains an infinite value"):
+        soft_cross_entropy(logits, one_hot(y, 3))
+    with pytest.raises(ValueError, match="pred contains an infinite value"):
+        mixed_squared_loss(logits, logits.clone().fill_(0), logits.clone().fill_(0), 0.5)
 
 
 def test_mixup_rejects_bad_perm():
@@ -291,6 +305,8 @@ def test_soft_cross_entropy_by_hand():
 def test_soft_cross_entropy_errors():
     with pytest.raises(ValueError, match="target"):
         soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="target must hold probability rows that sum to one, got a row summing to 2"):
+        soft_cross_entropy(torch.zeros(2, 3), torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]))
     with pytest.raises(ValueError, match="reduction"):
         soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 3), reduction="average")
     with pytest.raises(ValueError, match="logits contains NaN"):
@@ -355,6 +371,19 @@ def test_mixed_squared_loss_accepts_b_targets_for_b1_predictions():
     pred, y, y2 = torch.randn(4, 1), torch.randn(4), torch.randn(4)
     expected = 0.5 * (0.2 * y + 0.8 * y2 - pred[:, 0]) ** 2
     assert torch.allclose(mixed_squared_loss(pred, y, y2, 0.2, "none"), expected)
+
+
+def test_mixed_squared_loss_rejects_an_empty_batch():
+    empty = torch.zeros(0, 2)
+    with pytest.raises(ValueError, match="pred must hold at least one example"):
+        mixed_squared_loss(empty, empty, empty, 0.5)
+
+
+def test_mix_is_the_formula_and_its_gradient_is_autograds():
+    t = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    lam, perm = torch.rand(5, 1, dtype=torch.float64), torch.tensor([4, 0, 0, 2, 1])
+    assert torch.equal(mix(t, lam, perm), lam * t + (1 - lam) * t[perm])
+    assert mix(t, lam, perm).grad_fn.name() == "AddBackward0"  # plain autograd, no custom Function
 
 
 def test_mixed_squared_loss_errors():

@@ -1,4 +1,4 @@
-"""Tests for mixlib.constructions: the wiggly interpolant, nonlinear heads, class subspaces."""
+"""Tests for mixlib.expansion_limits: the wiggly interpolant and heads that are not affine."""
 
 from __future__ import annotations
 
@@ -6,18 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from mixlib.constructions import (
-    WigglyInterpolant,
-    class_subspaces,
-    commuting_gap,
-    directions_for_energy,
-    linearised_gradient_terms,
-    share_outside,
-)
-from mixlib.gradients import gradient_terms
+from mixlib.expansion_limits import WigglyInterpolant, commuting_gap, linearised_gradient_terms
+from mixlib.gradients import FOUR_TERM_KEYS, gradient_terms
 from mixlib.mixing import mix, mixed_squared_loss
-
-TERMS = ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2")
 
 
 def points(n: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,18 +139,18 @@ def test_linearised_terms_equal_gradient_terms_for_an_affine_head(lam):
     assert list(ours) == list(reference)
     for key in reference:
         assert torch.allclose(ours[key], reference[key], atol=1e-12)
-    assert torch.allclose(sum(ours[k] for k in TERMS), ours["autograd"], atol=1e-12)
+    assert torch.allclose(sum(ours[k] for k in FOUR_TERM_KEYS), ours["autograd"], atol=1e-12)
 
 
 def test_linearised_terms_miss_part_of_the_gradient_for_a_nonlinear_head():
     features, x, x2, y, y2 = setup()
     head = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 1)).double()
     terms = linearised_gradient_terms(features, head, x, x2, y, y2, 0.4)
-    residual = (terms["autograd"] - sum(terms[k] for k in TERMS)).norm() / terms["autograd"].norm()
+    residual = (terms["autograd"] - sum(terms[k] for k in FOUR_TERM_KEYS)).norm() / terms["autograd"].norm()
     assert float(residual) > 1e-3
     # at lam = 1 nothing is mixed, and the formula is exact for any head
     ends = linearised_gradient_terms(features, head, x, x2, y, y2, 1.0)
-    assert torch.allclose(sum(ends[k] for k in TERMS), ends["autograd"], atol=1e-12)
+    assert torch.allclose(sum(ends[k] for k in FOUR_TERM_KEYS), ends["autograd"], atol=1e-12)
 
 
 def test_linearised_terms_check_their_arguments():
@@ -172,105 +163,3 @@ def test_linearised_terms_check_their_arguments():
         linearised_gradient_terms(nn.Identity(), nn.Linear(3, 1).double(), x, x2, y, y2, 0.5)
     with pytest.raises(TypeError, match="nn.Module"):
         linearised_gradient_terms(features, lambda z: z.sum(1), x, x2, y, y2, 0.5)
-
-
-# --- class subspaces -------------------------------------------------------------------------------------
-
-
-def planted(n: int = 50, dim: int = 10, k: int = 3, seed: int = 0):
-    """Two classes, each on its own k-dimensional affine subspace of R^dim."""
-    g = torch.Generator().manual_seed(seed)
-    rows, labels = [], []
-    for c in range(2):
-        basis = torch.linalg.qr(torch.randn(dim, k, generator=g, dtype=torch.float64)).Q
-        coef = torch.randn(n, k, generator=g, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0][:k],
-                                                                                  dtype=torch.float64)
-        rows.append(5 * c + coef @ basis.T)
-        labels.append(torch.full((n,), c))
-    return torch.cat(rows), torch.cat(labels)
-
-
-def test_directions_for_energy_finds_the_planted_dimension():
-    h, labels = planted()
-    assert directions_for_energy(h, labels, 0.999) == {0: 3, 1: 3}
-    # the first direction carries 9 / 14 of the variance (stds 3, 2, 1), the first two 13 / 14
-    assert directions_for_energy(h, labels, 0.5) == {0: 1, 1: 1}
-
-
-def test_share_outside_is_zero_inside_and_one_orthogonal():
-    h, labels = planted()
-    subspaces = class_subspaces(h, labels, 0.999)
-    mean, basis = subspaces[0]
-    assert basis.shape == (10, 3)
-    assert torch.allclose(basis.T @ basis, torch.eye(3, dtype=basis.dtype), atol=1e-10)
-    inside = share_outside(h[labels == 0], mean, basis)
-    assert float(inside.max()) < 1e-10
-    normal = torch.linalg.qr(torch.cat([basis, torch.randn(10, 1, dtype=basis.dtype)], 1)).Q[:, 3]
-    outside = share_outside((mean + 2 * normal)[None], mean, basis)
-    assert torch.allclose(outside, torch.ones(1, dtype=outside.dtype))
-
-
-def test_a_class_of_identical_points_has_no_directions():
-    h = torch.ones(4, 3)
-    labels = torch.zeros(4, dtype=torch.long)
-    assert directions_for_energy(h, labels) == {0: 0}
-    mean, basis = class_subspaces(h, labels)[0]
-    assert basis.shape == (3, 0)
-    assert torch.allclose(share_outside(torch.zeros(1, 3), mean, basis), torch.ones(1))
-
-
-def test_subspace_functions_check_their_arguments():
-    h, labels = planted()
-    with pytest.raises(ValueError, match="energy"):
-        class_subspaces(h, labels, 1.0)
-    with pytest.raises(TypeError, match="integer class indices"):
-        directions_for_energy(h, labels.float())
-    with pytest.raises(ValueError, match="batch sizes differ"):
-        class_subspaces(h, labels[:10])
-    mean, basis = class_subspaces(h, labels)[0]
-    with pytest.raises(ValueError, match="basis"):
-        share_outside(h, mean[:5], basis)
-
-
-def test_nearest_distance_with_and_without_a_mask():
-    from mixlib.constructions import nearest_distance
-
-    reference = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 5.0]])
-    points = torch.tensor([[1.0, 0.0], [0.0, 4.0]])
-    assert torch.allclose(nearest_distance(points, reference), torch.tensor([1.0, 1.0]))
-    allowed = torch.tensor([[False, True, True], [True, True, False]])
-    assert torch.allclose(nearest_distance(points, reference, allowed), torch.tensor([2.0, 4.0]))
-    none_allowed = torch.zeros(2, 3, dtype=torch.bool)
-    assert torch.isinf(nearest_distance(points, reference, none_allowed)).all()
-    # the same answer as a brute-force loop on random data
-    g = torch.Generator().manual_seed(0)
-    p, r = torch.randn(7, 5, generator=g), torch.randn(11, 5, generator=g)
-    mask = torch.rand(7, 11, generator=g) > 0.3
-    brute = torch.stack([min((p[q] - r[k]).norm() for k in range(11) if mask[q, k]) for q in range(7)])
-    assert torch.allclose(nearest_distance(p, r, mask), brute, atol=1e-6)
-
-
-def test_nearest_distance_errors():
-    from mixlib.constructions import nearest_distance
-
-    with pytest.raises(ValueError, match="points and reference"):
-        nearest_distance(torch.randn(3, 2), torch.randn(4, 3))
-    with pytest.raises(TypeError, match="allowed"):
-        nearest_distance(torch.randn(3, 2), torch.randn(4, 2), torch.ones(3, 4))
-    with pytest.raises(ValueError, match="allowed"):
-        nearest_distance(torch.randn(3, 2), torch.randn(4, 2), torch.ones(3, 3, dtype=torch.bool))
-    with pytest.raises(TypeError, match="points"):
-        nearest_distance(torch.ones(3, 2, dtype=torch.long), torch.randn(4, 2))
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a GPU"))])
-def test_nearest_distance_on_any_device(device):
-    from mixlib.constructions import nearest_distance
-
-    g = torch.Generator().manual_seed(1)
-    p, r = torch.randn(5, 3, generator=g), torch.randn(6, 3, generator=g)
-    mask = torch.rand(5, 6, generator=g) > 0.2  # built on the CPU, as a notebook would
-    out = nearest_distance(p.to(device), r.to(device), mask)
-    assert out.device.type == device
-    assert torch.allclose(out.cpu(), nearest_distance(p, r, mask))
