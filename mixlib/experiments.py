@@ -12,27 +12,23 @@ ERM, input mixup with ``alpha = 1`` and manifold mixup with ``alpha = 2``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
 
 import torch
-from scipy import stats
 from torch import nn
 
 from .data import Split
 from .ensemble import fit_ensemble, stackable
 from .metrics import classification_report, logits, mean_confidence, nll, reliability, temperature_for_confidence
 from .seeding import seed_everything
-from .recipe import METHODS
-from .train import History, evaluate, fit
+from .stats import Stat, check_digits, paired_difference, render_table, summarize
+from .recipe import METHODS, Recipe
+from .train import History, evaluate, fit, score
 
-__all__ = [
-    "PAPER_METHODS", "Stat", "Comparison", "compare_methods", "summarize", "paired_difference",
-    "add_temperature_control",
-]
+__all__ = ["PAPER_METHODS", "Comparison", "compare_methods", "temperature_control"]
 
 #: The three methods of the manifold-mixup paper, with its mixing parameters.
 PAPER_METHODS: dict[str, dict[str, Any]] = {
@@ -45,92 +41,6 @@ PAPER_METHODS: dict[str, dict[str, Any]] = {
 _RESERVED = {"model", "x", "y", "method", "alpha", "seed", "x_test", "y_test"}
 
 Measure = Callable[[nn.Module, Split], Mapping[str, float]]
-
-
-@dataclass(frozen=True)
-class Stat:
-    """Mean, sample standard deviation and 95 % confidence half-width of ``n`` values.
-
-    The interval is Student's t interval for the mean, ``mean ± ci95``; with a single
-    value the standard deviation and the interval are NaN.
-    """
-
-    mean: float
-    std: float
-    ci95: float
-    n: int
-
-    def format(self, digits: int = 3, spread: str = "std") -> str:
-        """``"mean ± spread"`` with ``digits`` decimals; ``spread`` is ``"std"`` or ``"ci95"``."""
-        if spread not in ("std", "ci95"):
-            raise ValueError(f"spread must be 'std' or 'ci95', got {spread!r}")
-        digits = _check_digits(digits)
-        width = getattr(self, spread)
-        return f"{self.mean:.{digits}f} ± {width:.{digits}f}"
-
-    def __str__(self) -> str:
-        return self.format()
-
-
-def _check_digits(digits: object) -> int:
-    if isinstance(digits, bool) or not isinstance(digits, Integral) or digits < 0:
-        raise ValueError(f"digits must be an int >= 0 (decimals shown), got {digits!r}")
-    return int(digits)
-
-
-def _numbers(name: str, values: object) -> list[float]:
-    """``values`` as a list of floats: numbers, one-element tensors or NumPy scalars."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise TypeError(f"{name} must be a collection of numbers, got {type(values).__name__}")
-    out = []
-    for v in values:
-        if isinstance(v, (str, bytes, complex)):
-            raise TypeError(f"{name} must hold real numbers, got {v!r}")
-        try:
-            out.append(float(v))
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{name} must hold real numbers, got {v!r}") from None
-    return out
-
-
-def summarize(values: Iterable[float]) -> Stat:
-    """Summarise a sample: mean, standard deviation (n - 1 in the denominator) and t interval.
-
-    Args:
-        values: One or more finite numbers, for example one measurement per seed.
-
-    Returns:
-        The :class:`Stat` of the values.
-    """
-    xs = _numbers("values", values)
-    if not xs:
-        raise ValueError("values must contain at least one number")
-    if not all(math.isfinite(v) for v in xs):
-        raise ValueError(f"values must be finite, got {xs}")
-    n = len(xs)
-    mean = sum(xs) / n
-    if n == 1:
-        return Stat(mean, math.nan, math.nan, 1)
-    std = math.sqrt(sum((v - mean) ** 2 for v in xs) / (n - 1))
-    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return Stat(mean, std, half, n)
-
-
-def paired_difference(values: Iterable[float], baseline: Iterable[float]) -> Stat:
-    """Summary of the per-seed differences ``values[i] - baseline[i]`` (a paired comparison).
-
-    Pairing removes what the two runs of a seed share (initial weights, mini-batches, data
-    split), so the interval is on the effect of the method alone: Student's t interval for the
-    mean difference, 95 %, with ``n - 1`` degrees of freedom.
-
-    Args:
-        values: One number per seed for the method.
-        baseline: One number per seed for the baseline, in the same seed order.
-    """
-    xs, bs = _numbers("values", values), _numbers("baseline", baseline)
-    if len(xs) != len(bs):
-        raise ValueError(f"values and baseline must have one number per seed each, got {len(xs)} and {len(bs)}")
-    return summarize([x - b for x, b in zip(xs, bs, strict=True)])
 
 
 @dataclass
@@ -192,18 +102,12 @@ class Comparison:
         if labels is not None and not isinstance(labels, Mapping):
             raise TypeError(f"labels must be a mapping from metric to heading, got {type(labels).__name__}")
         labels = dict(labels or {})
-        digits = _check_digits(digits)
+        digits = check_digits(digits)
         summary = self.summary()
         cells = [[summary[m][k].format(digits, spread) for k in metrics] for m in self.methods]
-        heads = [labels.get(k, k) for k in metrics]
-        first = max(len("method"), *(len(m) for m in self.methods))
-        widths = [max(len(h), *(len(row[j]) for row in cells)) for j, h in enumerate(heads)]
-        lines = ["method".ljust(first) + "".join(f"  {h:>{w}}" for h, w in zip(heads, widths, strict=True))]
-        for m, row in zip(self.methods, cells, strict=True):
-            lines.append(m.ljust(first) + "".join(f"  {c:>{w}}" for c, w in zip(row, widths, strict=True)))
-        n = {s.n for per in summary.values() for s in per.values()}
-        lines.append(f"(mean ± {'std' if spread == 'std' else '95% CI'} over {'/'.join(map(str, sorted(n)))} seeds)")
-        return "\n".join(lines)
+        n = "/".join(map(str, sorted({s.n for per in summary.values() for s in per.values()})))
+        footer = f"(mean ± {'std' if spread == 'std' else '95% CI'} over {n} seeds)"
+        return render_table(self.methods, [labels.get(k, k) for k in metrics], cells, footer)
 
     def seeds(self, method: str) -> list[int]:
         """The seeds of ``method``'s runs, in order."""
@@ -253,26 +157,16 @@ class Comparison:
         that excludes 0 is marked with ``*``.
         """
         self._check_baseline(baseline)
-        digits = _check_digits(digits)
+        digits = check_digits(digits)
         metrics = self._check_metrics(metrics)
         diffs = {k: self.paired(baseline, k) for k in metrics}
         methods = [m for m in self.methods if m != baseline]
 
-        def cell(stat: Stat) -> str:
-            low, high = stat.mean - stat.ci95, stat.mean + stat.ci95
-            star = "*" if (low > 0 or high < 0) else " "
-            return f"{stat.mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]{star}"
-
-        cells = [[cell(diffs[k][m]) for k in metrics] for m in methods]
-        heads = [f"Δ {k}" for k in metrics]
-        first = max(len("method"), *(len(m) for m in methods))
-        widths = [max(len(h), *(len(row[j]) for row in cells)) for j, h in enumerate(heads)]
-        lines = ["method".ljust(first) + "".join(f"  {h:>{w}}" for h, w in zip(heads, widths, strict=True))]
-        for m, row in zip(methods, cells, strict=True):
-            lines.append(m.ljust(first) + "".join(f"  {c:>{w}}" for c, w in zip(row, widths, strict=True)))
+        cells = [[diffs[k][m].interval(digits) + ("*" if diffs[k][m].excludes_zero() else " ") for k in metrics]
+                 for m in methods]
         n = len(self.seeds(baseline))
-        lines.append(f"(method - {baseline}, mean over {n} paired seeds [95% t interval]; * excludes 0)")
-        return "\n".join(lines)
+        footer = f"(method - {baseline}, mean over {n} paired seeds [95% t interval]; * excludes 0)"
+        return render_table(methods, [f"Δ {k}" for k in metrics], cells, footer)
 
     def merge(self, other: Comparison) -> Comparison:
         """A new comparison with the runs of ``self`` followed by those of ``other``.
@@ -297,20 +191,26 @@ class Comparison:
         return f"Comparison(methods={self.methods}, seeds={seeds}, metrics={self.metrics})"
 
 
-def _check_methods(methods: Mapping[str, Mapping[str, Any]]) -> None:
+def _check_methods(methods: Mapping[str, Mapping[str, Any] | Recipe]) -> dict[str, dict[str, Any]]:
+    """Each method as fit arguments: a :class:`~mixlib.recipe.Recipe` becomes ``{"recipe": it}``."""
     if not isinstance(methods, Mapping) or not methods:
-        raise ValueError("methods must be a non-empty mapping from a name to fit arguments")
+        raise ValueError("methods must be a non-empty mapping from a name to a Recipe or fit arguments")
+    specs = {}
     for name, spec in methods.items():
         if not isinstance(name, str):
             raise TypeError(f"methods must be keyed by names (strings), got the key {name!r}")
-        if not isinstance(spec, Mapping) or spec.get("method") not in METHODS:
+        if isinstance(spec, Recipe):
+            spec = {"recipe": spec}
+        if not isinstance(spec, Mapping) or ("recipe" not in spec and spec.get("method") not in METHODS):
             raise ValueError(
-                f"methods[{name!r}] must be a mapping with 'method' in {METHODS} (and optionally "
+                f"methods[{name!r}] must be a Recipe or a mapping with 'method' in {METHODS} (and optionally "
                 f"'alpha' or other fit arguments), got {spec!r}"
             )
         clash = set(spec) & (_RESERVED - {"method", "alpha"})
         if clash:
             raise ValueError(f"methods[{name!r}] must not set {sorted(clash)}: compare_methods sets them")
+        specs[name] = dict(spec)
+    return specs
 
 
 def compare_methods(
@@ -318,7 +218,7 @@ def compare_methods(
     data: Split,
     *,
     seeds: Iterable[int] = (0, 1, 2),
-    methods: Mapping[str, Mapping[str, Any]] = PAPER_METHODS,
+    methods: Mapping[str, Mapping[str, Any] | Recipe] = PAPER_METHODS,
     measure: Measure | None = None,
     keep_models: bool = True,
     device: torch.device | str | None = None,
@@ -342,10 +242,10 @@ def compare_methods(
             manifold mixup), for example ``lambda: mlp(64, [128, 128], 10)``.
         data: The train/test split; the model is trained on the training part.
         seeds: The seeds, at least one; use ten or more for a claim about the methods.
-        methods: ``{name: fit arguments}``, each with a ``"method"`` in ``("erm", "input",
-            "manifold")`` and any other argument of :func:`~mixlib.train.fit` (``alpha``, ``loss``,
-            ``label_smoothing``, ``layers``, ``block_grad``, ``terms``, ...); default
-            :data:`PAPER_METHODS`.
+        methods: ``{name: Recipe}`` or ``{name: fit arguments}``, the latter with a ``"method"`` in
+            ``("erm", "input", "manifold")`` and any other field of :class:`~mixlib.recipe.Recipe`
+            or argument of :func:`~mixlib.train.fit` (``alpha``, ``loss``, ``layers``, ``lr``, ...);
+            default :data:`PAPER_METHODS`.
         measure: Optional ``measure(model, data) -> {name: number}``, called on each trained
             model (in eval mode) for extra measurements.
         keep_models: Keep the trained models in :attr:`Comparison.models`.
@@ -378,7 +278,7 @@ def compare_methods(
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
-    _check_methods(methods)
+    methods = _check_methods(methods)
     if measure is not None and not callable(measure):
         raise TypeError(f"measure must be callable, got {type(measure).__name__}")
     for name, flag in (("keep_models", keep_models), ("vectorize", vectorize)):
@@ -443,10 +343,10 @@ def _measure_row(name: str, seed: int, model: nn.Module, data: Split, measure: M
     return row
 
 
-def add_temperature_control(
+def temperature_control(
     comparison: Comparison, data: Split, method: str, match: str, name: str | None = None
 ) -> Comparison:
-    """Add ``method``'s models, temperature-scaled to ``match``'s mean test confidence, as a new method.
+    """``method``'s models, temperature-scaled to ``match``'s mean test confidence, as a new method.
 
     For each seed, the logits of ``method``'s model are divided by the temperature at which their
     mean top probability on the test set equals that of ``match``'s model of the same seed
@@ -455,14 +355,16 @@ def add_temperature_control(
     models close the gap, the gain was confidence, not a better model.
 
     Args:
-        comparison: A :class:`Comparison` with kept models for ``method`` and ``match``.
+        comparison: A :class:`Comparison` with kept models for ``method`` and ``match``; it is
+            not changed.
         data: The split it was trained on.
         method: The method whose models are rescaled (for example ``"ERM"``).
         match: The method whose confidence they are matched to.
         name: The new method's name; default ``"<method> at <match>'s confidence"``.
 
     Returns:
-        ``comparison``, with one new row per seed (and no models for the new method).
+        A new :class:`Comparison` with one row per seed for the new method (and no models):
+        ``comparison.merge(temperature_control(comparison, ...))`` puts it beside the others.
     """
     if not isinstance(comparison, Comparison):
         raise TypeError(f"comparison must be a Comparison, got {type(comparison).__name__}")
@@ -479,6 +381,7 @@ def add_temperature_control(
     seeds = comparison.seeds(method)
     if sorted(seeds) != sorted(comparison.seeds(match)):
         raise ValueError(f"{method!r} and {match!r} were run on different seeds")
+    result = Comparison()
     for seed in seeds:
         for m in (method, match):
             if (m, seed) not in comparison.models:
@@ -487,10 +390,10 @@ def add_temperature_control(
         target = mean_confidence(logits(comparison.models[(match, seed)], data.x_test))
         scaled = scores / temperature_for_confidence(scores, target)
         y = data.y_test.to(scaled.device)
-        comparison.rows.append({
+        result.rows.append({
             "method": name, "seed": seed,
-            "test_accuracy": float((scaled.argmax(1) == y).double().mean()),
+            "test_accuracy": float(score(scaled, y)),
             "test_nll": nll(scaled, y),
             "test_ece": reliability(torch.softmax(scaled, 1), y, 15).ece,
         })
-    return comparison
+    return result

@@ -160,10 +160,12 @@ def check_data(
     try:
         with torch.no_grad():
             out = model(x[:1])  # one trial example: the model and the data fit together
-    except (RuntimeError, ValueError) as problem:
-        if str(problem).startswith("the model cannot be applied"):  # said already, by the model
-            raise
+    except RuntimeError as problem:
         raise model_error(xn, x, problem) from None
+    except ValueError as problem:  # a model that checks its input (StagedNet) calls it x
+        if xn == "x":
+            raise
+        raise ValueError(f"{xn}: {problem}") from None
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the model must return a tensor for {xn}, got {type(out).__name__}")
     if y.is_floating_point():

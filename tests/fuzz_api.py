@@ -275,7 +275,7 @@ def _trained_comparison() -> Any:
 
 
 def stat_() -> Any:
-    return lib("experiments.Stat")(0.5, 0.1, 0.2, 3)
+    return lib("stats.Stat")(0.5, 0.1, 0.2, 3)
 
 
 def nan_at(t: torch.Tensor) -> torch.Tensor:
@@ -1054,9 +1054,9 @@ SPECS: list[F] = [
         "y_test": _labels(y2_, names=("x_test",), via="train.fit"),
     }, guard="models"),
     # experiments
-    F("experiments.summarize", {"values": A("custom", lambda: [0.5, 0.6, 0.7], extra=VALUES + (
+    F("stats.summarize", {"values": A("custom", lambda: [0.5, 0.6, 0.7], extra=VALUES + (
         _seq("one_value", lambda: [0.5], "ok"),))}),
-    F("experiments.paired_difference", {
+    F("stats.paired_difference", {
         "values": A("custom", lambda: [0.5, 0.6, 0.7], extra=VALUES + (
             _seq("short", lambda: [0.5, 0.6], names=("baseline",)),)),
         "baseline": A("custom", lambda: [0.4, 0.6, 0.9], extra=VALUES),
@@ -1133,7 +1133,7 @@ SPECS: list[F] = [
         )),
         "spread": A("choice", lambda: "std", extra=(_seq("ci95", lambda: "ci95", "ok"),)),
     }),
-    F("experiments.add_temperature_control", {
+    F("experiments.temperature_control", {
         "comparison": A("custom", lambda: _trained_comparison(), extra=(
             _seq("str", lambda: "ERM"), _seq("None", lambda: None),
             _seq("without_models", lambda: comparison_(), names=("keep_models", "model")),
@@ -1147,7 +1147,7 @@ SPECS: list[F] = [
             _seq("str", lambda: "scaled", "ok"), _seq("int", lambda: 3), _seq("taken", lambda: "mix"),
         )),
     }),
-    F("experiments.Stat.format", {
+    F("stats.Stat.format", {
         "self": A("custom", stat_),
         "digits": A("custom", lambda: 3, extra=(
             _seq("minus1", lambda: -1), _seq("float", lambda: 1.5), _seq("str", lambda: "3"),

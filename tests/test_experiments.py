@@ -10,7 +10,8 @@ import torch
 from scipy import stats
 
 import mixlib
-from mixlib.experiments import PAPER_METHODS, Comparison, Stat, compare_methods, summarize
+from mixlib.experiments import PAPER_METHODS, Comparison, compare_methods
+from mixlib.stats import Stat, summarize
 from mixlib.manifold import mlp
 
 

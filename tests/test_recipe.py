@@ -12,9 +12,11 @@ from torch import nn
 import mixlib
 from mixlib import metrics
 from mixlib.data import corrupt_labels
-from mixlib.experiments import compare_methods, paired_difference
+from mixlib.experiments import compare_methods
+from mixlib.stats import paired_difference
 from mixlib.mixing import bce_on_softmax, mixed_cross_entropy, mixup, one_hot
-from mixlib.train import fit, make_recipe, mixed_loss, terms_loss
+from mixlib.recipe import make_recipe, terms_loss
+from mixlib.train import fit, mixed_loss
 
 
 def test_bce_on_softmax_is_the_official_loss_and_linear_in_the_target():

@@ -1,0 +1,132 @@
+"""Statistics for claims over seeds: a :class:`Stat` per sample, paired differences, and one table renderer.
+
+A claim such as "manifold mixup beats ERM" rests on per-seed differences between runs that share
+their seed (initial weights, mini-batches, data draw): :func:`paired_difference` summarises them
+with Student's t interval for the mean. :func:`render_table` lays out any such numbers as text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from numbers import Integral
+
+from scipy import stats
+
+__all__ = ["Stat", "summarize", "paired_difference", "render_table"]
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, sample standard deviation and 95 % confidence half-width of ``n`` values.
+
+    The interval is Student's t interval for the mean, ``mean ± ci95``; with a single
+    value the standard deviation and the interval are NaN.
+    """
+
+    mean: float
+    std: float
+    ci95: float
+    n: int
+
+    @property
+    def low(self) -> float:
+        """The lower end of the 95 % interval."""
+        return self.mean - self.ci95
+
+    @property
+    def high(self) -> float:
+        """The upper end of the 95 % interval."""
+        return self.mean + self.ci95
+
+    def excludes_zero(self) -> bool:
+        """Whether the 95 % interval lies entirely on one side of 0."""
+        return self.low > 0 or self.high < 0
+
+    def interval(self, digits: int = 3) -> str:
+        """``"+0.012 [+0.004, +0.020]"``: the signed mean and its 95 % interval, ``digits`` decimals."""
+        digits = check_digits(digits)
+        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
+    def format(self, digits: int = 3, spread: str = "std") -> str:
+        """``"mean ± spread"`` with ``digits`` decimals; ``spread`` is ``"std"`` or ``"ci95"``."""
+        if spread not in ("std", "ci95"):
+            raise ValueError(f"spread must be 'std' or 'ci95', got {spread!r}")
+        digits = check_digits(digits)
+        return f"{self.mean:.{digits}f} ± {getattr(self, spread):.{digits}f}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def check_digits(digits: object) -> int:
+    """Return ``digits`` if it is an int >= 0 (decimals shown), else raise."""
+    if isinstance(digits, bool) or not isinstance(digits, Integral) or digits < 0:
+        raise ValueError(f"digits must be an int >= 0 (decimals shown), got {digits!r}")
+    return int(digits)
+
+
+def _numbers(name: str, values: object) -> list[float]:
+    """``values`` as a list of floats: numbers, one-element tensors or NumPy scalars."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a collection of numbers, got {type(values).__name__}")
+    out = []
+    for v in values:
+        if isinstance(v, (str, bytes, complex)):
+            raise TypeError(f"{name} must hold real numbers, got {v!r}")
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must hold real numbers, got {v!r}") from None
+    return out
+
+
+def summarize(values: Iterable[float]) -> Stat:
+    """Summarise a sample: mean, standard deviation (n - 1 in the denominator) and t interval.
+
+    Args:
+        values: One or more finite numbers, for example one measurement per seed.
+
+    Returns:
+        The :class:`Stat` of the values.
+    """
+    xs = _numbers("values", values)
+    if not xs:
+        raise ValueError("values must contain at least one number")
+    if not all(math.isfinite(v) for v in xs):
+        raise ValueError(f"values must be finite, got {xs}")
+    n = len(xs)
+    mean = sum(xs) / n
+    if n == 1:
+        return Stat(mean, math.nan, math.nan, 1)
+    std = math.sqrt(sum((v - mean) ** 2 for v in xs) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return Stat(mean, std, half, n)
+
+
+def paired_difference(values: Iterable[float], baseline: Iterable[float]) -> Stat:
+    """Summary of the per-seed differences ``values[i] - baseline[i]`` (a paired comparison).
+
+    Pairing removes what the two runs of a seed share (initial weights, mini-batches, data
+    split), so the interval is on the effect of the method alone: Student's t interval for the
+    mean difference, 95 %, with ``n - 1`` degrees of freedom.
+
+    Args:
+        values: One number per seed for the method.
+        baseline: One number per seed for the baseline, in the same seed order.
+    """
+    xs, bs = _numbers("values", values), _numbers("baseline", baseline)
+    if len(xs) != len(bs):
+        raise ValueError(f"values and baseline must have one number per seed each, got {len(xs)} and {len(bs)}")
+    return summarize([x - b for x, b in zip(xs, bs, strict=True)])
+
+
+def render_table(names: Sequence[str], headings: Sequence[str], cells: Sequence[Sequence[str]], footer: str) -> str:
+    """A plain-text table: a ``method`` column of ``names``, one right-aligned column per heading, a footer."""
+    first = max(len("method"), *(len(m) for m in names))
+    widths = [max(len(h), *(len(row[j]) for row in cells)) for j, h in enumerate(headings)]
+    lines = ["method".ljust(first) + "".join(f"  {h:>{w}}" for h, w in zip(headings, widths, strict=True))]
+    for name, row in zip(names, cells, strict=True):
+        lines.append(name.ljust(first) + "".join(f"  {c:>{w}}" for c, w in zip(row, widths, strict=True)))
+    return "\n".join([*lines, footer])
