@@ -9,12 +9,12 @@ from exercise_helpers import assert_rejected
 from torch import nn
 
 from mixlib.exercises import ch04
-from mixlib.gradients import expected_mmix_loss, gradient_terms, mixing_constant
+from mixlib.gradients import FOUR_TERM_KEYS, expected_mmix_loss, gradient_terms, mixing_constant
 
 # --- reference solutions, as in the book -----------------------------------------------------------
 
 
-def four_terms(e, e2, g, g2, lam):
+def terms_from_gradients(e, e2, g, g2, lam):
     w = lam * (1 - lam)
     return {
         "ordinary_x": -(lam**2 * e[:, None] * g).sum(0),
@@ -34,10 +34,10 @@ def expected_loss(residuals, alpha):
 
 
 def test_reference_solutions_pass():
-    assert ch04.check_four_terms(four_terms)
+    assert ch04.check_terms_from_gradients(terms_from_gradients)
     assert ch04.check_mixing_constant(c_of)
     assert ch04.check_expected_loss(expected_loss)
-    assert ch04.check_four_terms(four_terms, strict=True).passed
+    assert ch04.check_terms_from_gradients(terms_from_gradients, strict=True).passed
     assert ch04.check_mixing_constant(c_of, strict=True).passed
     assert ch04.check_expected_loss(expected_loss, strict=True).passed
 
@@ -47,7 +47,7 @@ def test_library_functions_pass_the_checkers_too():
     assert ch04.check_expected_loss(expected_mmix_loss)
 
 
-def test_reference_four_terms_agree_with_gradient_terms_on_a_network():
+def test_reference_terms_agree_with_gradient_terms_on_a_network():
     """The checker's formula is the library's decomposition, given per-example gradients."""
     torch.manual_seed(0)
     features = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 3), nn.Tanh()).double()
@@ -63,9 +63,9 @@ def test_reference_four_terms_agree_with_gradient_terms_on_a_network():
 
     with torch.no_grad():
         e, e2 = y - head(features(x))[:, 0], y2 - head(features(x2))[:, 0]
-    mine = ch04.four_terms_reference(e, e2, per_example(x), per_example(x2), 0.35)
+    mine = ch04.terms_from_gradients_reference(e, e2, per_example(x), per_example(x2), 0.35)
     lib = gradient_terms(features, head, x, x2, y, y2, 0.35)
-    for key in ch04.TERMS:
+    for key in FOUR_TERM_KEYS:
         assert torch.allclose(mine[key], lib[key], atol=1e-12), key
 
 
@@ -73,11 +73,11 @@ def test_reference_four_terms_agree_with_gradient_terms_on_a_network():
 
 
 def ft_plus_sign(e, e2, g, g2, lam):
-    return {k: -v for k, v in four_terms(e, e2, g, g2, lam).items()}
+    return {k: -v for k, v in terms_from_gradients(e, e2, g, g2, lam).items()}
 
 
 def ft_own_residual(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     w = lam * (1 - lam)
     out["cross_x"] = -(w * e[:, None] * g).sum(0)
     out["cross_x2"] = -(w * e2[:, None] * g2).sum(0)
@@ -85,45 +85,45 @@ def ft_own_residual(e, e2, g, g2, lam):
 
 
 def ft_swapped_keys(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     out["cross_x"], out["cross_x2"] = out["cross_x2"], out["cross_x"]
     return out
 
 
 def ft_lam_not_squared(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     out["ordinary_x"] = -(lam * e[:, None] * g).sum(0)
     out["ordinary_x2"] = -((1 - lam) * e2[:, None] * g2).sum(0)
     return out
 
 
 def ft_weights_exchanged(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     out["ordinary_x"] = -((1 - lam) ** 2 * e[:, None] * g).sum(0)
     out["ordinary_x2"] = -(lam**2 * e2[:, None] * g2).sum(0)
     return out
 
 
 def ft_mean(e, e2, g, g2, lam):
-    return {k: v / len(e) for k, v in four_terms(e, e2, g, g2, lam).items()}
+    return {k: v / len(e) for k, v in terms_from_gradients(e, e2, g, g2, lam).items()}
 
 
 def ft_not_summed(e, e2, g, g2, lam):
-    return {k: -(lam**2 * e[:, None] * g) for k in ch04.TERMS}
+    return {k: -(lam**2 * e[:, None] * g) for k in FOUR_TERM_KEYS}
 
 
 def ft_missing_key(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     del out["cross_x2"]
     return out
 
 
 def ft_tuple(e, e2, g, g2, lam):
-    return tuple(four_terms(e, e2, g, g2, lam).values())
+    return tuple(terms_from_gradients(e, e2, g, g2, lam).values())
 
 
 def ft_one_term_off(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     out["cross_x2"] = 2 * out["cross_x2"]
     return out
 
@@ -151,11 +151,11 @@ def ft_stub(e, e2, g, g2, lam):
         (ft_one_term_off, "cross_x2 do not match"),
         (ft_crashes, "RuntimeError"),
         (ft_stub, "Not attempted yet"),
-        ("four_terms", "pass your function"),
+        ("terms_from_gradients", "pass your function"),
     ],
 )
-def test_four_terms_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
-    assert_rejected(ch04.check_four_terms, answer, hint)
+def test_terms_from_gradients_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
+    assert_rejected(ch04.check_terms_from_gradients, answer, hint)
 
 
 # --- exercise 2: c = E[lam (1 - lam)] ------------------------------------------------------------
@@ -268,43 +268,43 @@ def test_expected_loss_checker_rejects_typical_mistakes_with_a_specific_hint(ans
 
 
 def ft_cross_sign(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     return {**out, "cross_x": -out["cross_x"], "cross_x2": -out["cross_x2"]}
 
 
 def ft_ordinary_sign(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     return {**out, "ordinary_x": -out["ordinary_x"], "ordinary_x2": -out["ordinary_x2"]}
 
 
 def ft_doubled_cross(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     return {**out, "cross_x": 2 * out["cross_x"], "cross_x2": 2 * out["cross_x2"]}
 
 
 def ft_cross_weight_everywhere(e, e2, g, g2, lam):
     w = lam * (1 - lam)
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     return {**out, "ordinary_x": -(w * e[:, None] * g).sum(0), "ordinary_x2": -(w * e2[:, None] * g2).sum(0)}
 
 
 def ft_ordinary_partner_residual(e, e2, g, g2, lam):
-    out = four_terms(e, e2, g, g2, lam)
+    out = terms_from_gradients(e, e2, g, g2, lam)
     return {**out, "ordinary_x": -(lam**2 * e2[:, None] * g).sum(0),
             "ordinary_x2": -((1 - lam) ** 2 * e[:, None] * g2).sum(0)}
 
 
 def ft_numpy(e, e2, g, g2, lam):
-    return {k: v.numpy() for k, v in four_terms(e, e2, g, g2, lam).items()}
+    return {k: v.numpy() for k, v in terms_from_gradients(e, e2, g, g2, lam).items()}
 
 
 def ft_floats(e, e2, g, g2, lam):
-    return {k: float(v.sum()) for k, v in four_terms(e, e2, g, g2, lam).items()}
+    return {k: float(v.sum()) for k, v in terms_from_gradients(e, e2, g, g2, lam).items()}
 
 
 def ft_mutates_g(e, e2, g, g2, lam):
     g *= lam
-    return four_terms(e, e2, g / lam, g2, lam)
+    return terms_from_gradients(e, e2, g / lam, g2, lam)
 
 
 @pytest.mark.parametrize(
@@ -319,12 +319,12 @@ def ft_mutates_g(e, e2, g, g2, lam):
         (ft_mutates_g, "changed its argument `g` in place"),
     ],
 )
-def test_four_terms_checker_rejects_more_wrong_answers(answer, hint):
-    assert_rejected(ch04.check_four_terms, answer, hint)
+def test_terms_from_gradients_checker_rejects_more_wrong_answers(answer, hint):
+    assert_rejected(ch04.check_terms_from_gradients, answer, hint)
 
 
-def test_four_terms_accepts_numpy_arrays():
-    assert ch04.check_four_terms(ft_numpy)
+def test_terms_from_gradients_accepts_numpy_arrays():
+    assert ch04.check_terms_from_gradients(ft_numpy)
 
 
 def c_alpha_plus_one(alpha):

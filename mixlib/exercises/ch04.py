@@ -8,10 +8,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
+from ..gradients import FOUR_TERM_KEYS
 from . import Feedback, as_float, as_tensor, call, checker, diagnose, hint, passed
-
-TERMS = ("ordinary_x", "ordinary_x2", "cross_x", "cross_x2")
-
 
 # --- exercise 1: the four terms from residuals and per-example gradients ---------------------------
 
@@ -40,8 +38,8 @@ def _terms(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
     }
 
 
-def four_terms_reference(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
-                         lam: float) -> dict[str, torch.Tensor]:
+def terms_from_gradients_reference(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
+                                   lam: float) -> dict[str, torch.Tensor]:
     """The four terms of the manifold-mixup gradient of the minimised loss, summed over the batch.
 
     ``e``, ``e2``: residuals of shape ``(B,)``; ``g``, ``g2``: per-example gradients
@@ -93,9 +91,9 @@ def _term_mistakes(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch
     }
 
 
-@checker("four_terms(e, e2, g, g2, lam)")
-def check_four_terms(four_terms: Callable) -> Feedback:
-    """Check ``four_terms(e, e2, g, g2, lam) -> dict``.
+@checker("terms_from_gradients(e, e2, g, g2, lam)")
+def check_terms_from_gradients(terms_from_gradients: Callable) -> Feedback:
+    """Check ``terms_from_gradients(e, e2, g, g2, lam) -> dict``.
 
     ``e`` and ``e2`` are residuals of shape ``(B,)``, ``g`` and ``g2`` per-example gradients of
     shape ``(B, P)``, ``lam`` a float. The expected answer is a dict with keys ``"ordinary_x"``,
@@ -107,17 +105,18 @@ def check_four_terms(four_terms: Callable) -> Feedback:
         e, e2, g, g2 = _term_case(seed)
         cases.append((e, e2, g, g2, lam, _terms(e, e2, g, g2, lam), _term_mistakes(e, e2, g, g2, lam, len(e))))
     for e, e2, g, g2, lam, ref, mistakes in cases:
-        got, problem = call(four_terms, e, e2, g, g2, lam)
+        got, problem = call(terms_from_gradients, e, e2, g, g2, lam)
         if problem is not None:
             return problem
         if not isinstance(got, Mapping):
-            return hint(f"return a dict with the keys {', '.join(TERMS)}; you returned {type(got).__name__}.")
-        missing = [k for k in TERMS if k not in got]
+            return hint(f"return a dict with the keys {', '.join(FOUR_TERM_KEYS)}; you returned {type(got).__name__}.")
+        missing = [k for k in FOUR_TERM_KEYS if k not in got]
         if missing:
-            return hint(f"your dict lacks the key(s) {', '.join(missing)}; it needs exactly {', '.join(TERMS)}.")
+            return hint(f"your dict lacks the key(s) {', '.join(missing)}; "
+                        f"it needs exactly {', '.join(FOUR_TERM_KEYS)}.")
         n_params = g.shape[1]
         terms = {}
-        for key in TERMS:
+        for key in FOUR_TERM_KEYS:
             value = got[key]
             if isinstance(value, (torch.Tensor, np.ndarray)) and tuple(value.shape) == tuple(g.shape):
                 return hint(f"{key} has shape {tuple(value.shape)}, one row per example: sum over the batch to "
@@ -126,12 +125,12 @@ def check_four_terms(four_terms: Callable) -> Feedback:
             if problem is not None:
                 return hint(problem.message + (" It needs one entry per parameter." if "shape" in problem.message
                                                else ""))
-        if all(_close(terms[k], ref[k]) for k in TERMS):
+        if all(_close(terms[k], ref[k]) for k in FOUR_TERM_KEYS):
             continue
         for message, wrong_terms in mistakes.items():
-            if all(_close(terms[k], wrong_terms[k]) for k in TERMS):
+            if all(_close(terms[k], wrong_terms[k]) for k in FOUR_TERM_KEYS):
                 return hint(message)
-        wrong = [k for k in TERMS if not _close(terms[k], ref[k])]
+        wrong = [k for k in FOUR_TERM_KEYS if not _close(terms[k], ref[k])]
         return hint(f"with lam = {lam}, the term(s) {', '.join(wrong)} do not match. Expand "
                     "-(lam e + (1-lam) e') (lam g(x) + (1-lam) g(x')) term by term, each one "
                     "summed over the batch.")
