@@ -74,3 +74,16 @@ def test_grid_covers_the_data_with_margin():
     assert points.max(0).values.tolist() == [1.5, 2.5]
     with pytest.raises(ValueError, match="x must have 2 columns"):
         metrics.grid(torch.zeros(3, 3))
+
+
+def test_accuracy_of_logits_agrees_with_the_model_level_accuracy():
+    torch.manual_seed(0)
+    model, x, y = nn.Linear(3, 4), torch.randn(20, 3), torch.randint(0, 4, (20,))
+    with torch.no_grad():
+        scores = model(x)
+    expected = float((scores.argmax(1) == y).float().mean())
+    assert metrics.accuracy_of(scores, y) == pytest.approx(expected)
+    assert metrics.accuracy_of(torch.softmax(scores, 1), y) == pytest.approx(expected)
+    assert metrics.accuracy(model, x, y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 3\]"):
+        metrics.accuracy_of(scores, torch.full((20,), 4))
