@@ -16,7 +16,7 @@ import torch
 from exercise_helpers import assert_accepted, assert_rejected
 
 import mixlib.exercises as ex
-from mixlib.exercises import Feedback, ch01, ch02, ch03, ch05
+from mixlib.exercises import Feedback, ch01, ch02, ch03, ch05, runner
 
 
 def best_scale(lam):
@@ -105,10 +105,9 @@ def test_the_time_limit_works_off_the_main_thread_too():
 
 _TRACE_SCRIPT = """
 import sys
-import mixlib.exercises as ex
-from mixlib.exercises import ch05
-ex._alarm_usable = lambda: False
-ex._async_exc_usable = lambda: False
+from mixlib.exercises import ch05, runner
+runner.alarm_usable = lambda: False
+runner.async_exc_usable = lambda: False
 
 def endless(lam):
     while True:
@@ -222,7 +221,7 @@ def test_keyboard_interrupt_passes_through_and_the_state_is_restored():
         ch05.check_best_scale(interrupted)
     assert torch.get_default_dtype() == torch.float32
     assert torch.equal(rng, torch.random.get_rng_state())
-    assert ex._session is None
+    assert runner.current_session() is None
 
 
 def test_a_checker_never_crashes_on_a_strange_answer():

@@ -12,18 +12,12 @@ Every checker is built with :func:`checker` and calls the learner's function onl
 
 - **A time limit.** Each call of the learner's function may run for ``time_limit`` seconds
   (:data:`TIME_LIMIT` by default; every checker takes ``time_limit=``), and all the calls of one
-  check together for :data:`CHECK_TIME_LIMIT`. On the main thread of the main interpreter on
-  POSIX (a Jupyter kernel, a script, pytest) a ``SIGALRM`` timer raises a private exception
-  inside the learner's code, which stops even ``while True: pass``; it fires again every
-  50 ms, so a function that catches it once (a bare ``except:``) is stopped again. Elsewhere
-  (a worker thread, a subinterpreter, Windows) a watchdog thread raises the same exception in
-  the learner's thread (CPython's ``PyThreadState_SetAsyncExc``); on other Pythons a trace
-  function checks the clock at every step of the learner's code (slower, and best effort).
-  Either way, one long operation in C (a huge matrix product) is interrupted only when it
-  returns, and a loop that
-  swallows every exception forever (``while True: try: ... except: pass``) cannot be stopped
-  from inside the process, not even by the notebook's stop button. After a time-out the
-  kernel is usable as before.
+  check together for :data:`CHECK_TIME_LIMIT`. The timer stops even ``while True: pass``, and
+  stops again a function that catches the time-out once (``mixlib.exercises.runner`` says how,
+  thread by thread and platform by platform). One long operation in C (a huge matrix product)
+  is interrupted only when it returns, and a loop that swallows every exception forever
+  (``while True: try: ... except: pass``) cannot be stopped from inside the process, not even
+  by the notebook's stop button. After a time-out the kernel is usable as before.
 - **Every failure answered.** Any exception, ``SystemExit`` included, becomes a failing
   feedback naming the exception and the line of the learner's code it came from. Only a
   ``KeyboardInterrupt`` (the notebook's stop button) passes through. A function that still
@@ -49,67 +43,37 @@ Every checker is built with :func:`checker` and calls the learner's function onl
 from __future__ import annotations
 
 import contextlib
-import copy
-import dis
 import functools
-import io
 import math
 import numbers
-import random
 import re
-import signal
-import sys
-import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+
+from . import runner
 
 __all__ = [
-    "CHECK_TIME_LIMIT",
-    "TIME_LIMIT",
-    "ExerciseFailed",
-    "Feedback",
-    "as_float",
-    "as_tensor",
-    "call",
-    "check_callable",
-    "checker",
-    "diagnose",
-    "finish",
-    "float_note",
-    "given_arguments",
-    "hint",
-    "passed",
+    "CHECK_TIME_LIMIT", "TIME_LIMIT", "ExerciseFailed", "Feedback", "as_float", "as_tensor", "call",
+    "check_callable", "checker", "diagnose", "finish", "float_note", "given_arguments", "hint", "passed",
 ]
 
 #: Seconds one call of the learner's function may run (generous for two slow CPU cores).
-TIME_LIMIT = 10.0
+TIME_LIMIT = runner.TIME_LIMIT
 #: Seconds all the calls of one check may run together.
-CHECK_TIME_LIMIT = 60.0
-#: How many lines of the learner's printed output a feedback shows, and how long each may be.
-OUTPUT_LINES = 5
-_OUTPUT_WIDTH = 160
-_OUTPUT_KEEP = 20_000  # characters kept in memory; the rest is only counted
-_REPEAT = 0.05  # seconds between repeated alarms once the limit has passed
+CHECK_TIME_LIMIT = runner.CHECK_TIME_LIMIT
+#: How many lines of the learner's printed output a feedback shows.
+OUTPUT_LINES = runner.OUTPUT_LINES
 
 
 class ExerciseFailed(AssertionError):
     """Raised by a checker called with ``strict=True`` when the answer is wrong."""
-
-
-class _TimeUp(BaseException):
-    """Raised inside the learner's code by the checker's own timer.
-
-    A ``BaseException`` so that ``except Exception`` in the learner's code does not swallow
-    it, and not a ``KeyboardInterrupt``, so that it is never mistaken for the stop button.
-    """
 
 
 NOT_ATTEMPTED = ("Not attempted yet: fill in the function in this cell (replace `raise NotImplementedError` "
@@ -185,329 +149,7 @@ def check_callable(answer: object, name: str) -> Feedback | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------
-# Global state
-# ---------------------------------------------------------------------------------------------
-
-
-class _State:
-    """A snapshot of the global state a learner's function could change; ``restore`` puts it back."""
-
-    def __init__(self, rng: bool) -> None:
-        self.dtype = torch.get_default_dtype()
-        self.grad = torch.is_grad_enabled()
-        self.anomaly = torch.is_anomaly_enabled()
-        self.deterministic = (torch.are_deterministic_algorithms_enabled(),
-                              torch.is_deterministic_algorithms_warn_only_enabled())
-        self.threads = torch.get_num_threads()
-        self.device = torch.get_default_device() if hasattr(torch, "get_default_device") else None
-        self.rng = rng
-        if rng:
-            self.torch_rng = torch.random.get_rng_state()
-            self.cuda_rng = (torch.cuda.get_rng_state_all()
-                             if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
-            self.numpy_rng = np.random.get_state()
-            self.python_rng = random.getstate()
-
-    def restore(self) -> None:
-        if torch.get_default_dtype() != self.dtype:
-            torch.set_default_dtype(self.dtype)
-        torch.set_grad_enabled(self.grad)
-        if torch.is_anomaly_enabled() != self.anomaly:
-            torch.set_anomaly_enabled(self.anomaly)
-        if (torch.are_deterministic_algorithms_enabled(),
-                torch.is_deterministic_algorithms_warn_only_enabled()) != self.deterministic:
-            torch.use_deterministic_algorithms(self.deterministic[0], warn_only=self.deterministic[1])
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-        if self.device is not None and torch.get_default_device() != self.device:
-            torch.set_default_device(None if self.device == torch.device("cpu") else self.device)
-        if self.rng:
-            torch.random.set_rng_state(self.torch_rng)
-            if self.cuda_rng is not None:
-                torch.cuda.set_rng_state_all(self.cuda_rng)
-            np.random.set_state(self.numpy_rng)
-            random.setstate(self.python_rng)
-
-
-# ---------------------------------------------------------------------------------------------
-# Captured output
-# ---------------------------------------------------------------------------------------------
-
-
-class _Capture(io.TextIOBase):
-    """A text stream that keeps the start of what is written to it and counts the rest."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.kept: list[str] = []
-        self.kept_chars = 0
-        self.chars = 0
-        self.line_breaks = 0
-        self.ends_with_newline = True
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        text = str(text)
-        if not text:
-            return 0
-        self.chars += len(text)
-        self.line_breaks += text.count("\n")
-        self.ends_with_newline = text.endswith("\n")
-        if self.kept_chars < _OUTPUT_KEEP:
-            piece = text[: _OUTPUT_KEEP - self.kept_chars]
-            self.kept.append(piece)
-            self.kept_chars += len(piece)
-        return len(text)
-
-    def summary(self) -> str:
-        """A few lines of what was printed, and how much was left out."""
-        if self.chars == 0:
-            return ""
-        n_lines = self.line_breaks + (0 if self.ends_with_newline else 1)
-        lines = "".join(self.kept).splitlines()[:OUTPUT_LINES]
-        shown = [line if len(line) <= _OUTPUT_WIDTH else line[:_OUTPUT_WIDTH] + " …" for line in lines]
-        body = "\n".join("    | " + line for line in shown)
-        if n_lines <= len(shown) and all(len(line) <= _OUTPUT_WIDTH for line in lines):
-            return f"Your function printed {_count(n_lines, 'line')} while the checker ran it:\n{body}"
-        return (f"Your function printed {_count(n_lines, 'line')} while the checker ran it; only the first "
-                f"{len(shown)} are shown (the output was truncated):\n{body}")
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-# ---------------------------------------------------------------------------------------------
-# The check session and the time limit
-# ---------------------------------------------------------------------------------------------
-
-
-class _Session:
-    """What one run of a checker shares between its calls of the learner's function."""
-
-    def __init__(self, name: str, arg_names: tuple[str, ...], signature: str, time_limit: float,
-                 total_limit: float) -> None:
-        self.name = name
-        self.arg_names = arg_names
-        self.signature = signature
-        self.time_limit = time_limit
-        self.total_limit = total_limit
-        self.used = 0.0
-        self.calls = 0
-        self.output = _Capture()
-        self.given: tuple[Any, ...] = ()
-        self.given_kwargs: dict[str, Any] = {}
-
-
-_session: _Session | None = None
-
-
-@contextlib.contextmanager
-def _checking(name: str, arg_names: tuple[str, ...], signature: str, time_limit: float | None,
-              ) -> Iterator[_Session]:
-    global _session
-    outer = _session
-    limit = TIME_LIMIT if time_limit is None else float(time_limit)
-    if not limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    session = _Session(name, arg_names, signature, limit, max(CHECK_TIME_LIMIT, limit))
-    state = _State(rng=True)
-    _session = session
-    try:
-        yield session
-    finally:
-        _session = outer
-        state.restore()
-
-
-def _alarm_usable() -> bool:
-    return (hasattr(signal, "setitimer") and sys.platform != "win32"
-            and threading.current_thread() is threading.main_thread())
-
-
-def _run_with_alarm(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float, state: dict) -> Any:
-    """Run ``fn`` with a ``SIGALRM`` timer; ``state["fired"]`` tells whether the timer went off."""
-    state["armed"] = False
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        # Ignore an alarm that lands in this function's own prologue or epilogue.
-        if state["armed"] and (frame is None or frame.f_code is not _ALARM_CODE):
-            state["fired"] = True
-            raise _TimeUp
-
-    try:
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-    except ValueError:  # not the main interpreter
-        return _run_with_watchdog(fn, args, kwargs, limit, state)
-    started = time.monotonic()
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, limit, _REPEAT)
-    try:
-        state["armed"] = True
-        try:
-            return fn(*args, **kwargs)
-        except _TimeUp:
-            return None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        state["armed"] = False
-        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
-        if old_delay > 0:  # somebody else's timer was running: let it go on
-            signal.setitimer(signal.ITIMER_REAL, max(old_delay - (time.monotonic() - started), 1e-3), old_interval)
-
-
-_ALARM_CODE = _run_with_alarm.__code__
-
-
-def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else None)
-
-
-def _async_exc_usable() -> bool:
-    try:
-        import ctypes
-
-        return sys.implementation.name == "cpython" and hasattr(ctypes.pythonapi, "PyThreadState_SetAsyncExc")
-    except (ImportError, AttributeError):
-        return False
-
-
-def _run_with_watchdog(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float, state: dict) -> Any:
-    """Run ``fn`` while a watchdog thread raises the time-out in this thread at the deadline (CPython)."""
-    thread_id = threading.get_ident()
-    lock = threading.Lock()
-    done = threading.Event()
-
-    def watchdog() -> None:
-        if done.wait(limit):
-            return
-        while True:
-            with lock:
-                if done.is_set():
-                    return
-                state["fired"] = True
-                _set_async_exc(thread_id, _TimeUp)
-            if done.wait(_REPEAT):
-                return
-
-    threading.Thread(target=watchdog, name="exercise-time-limit", daemon=True).start()
-    try:
-        try:
-            return fn(*args, **kwargs)
-        except _TimeUp:
-            return None
-    finally:
-        while True:  # stop the watchdog and drop a time-out it may have left pending
-            try:
-                with lock:
-                    done.set()
-                    _set_async_exc(thread_id, None)
-                break
-            except _TimeUp:
-                continue
-
-
-def _run_with_trace(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float, state: dict) -> Any:
-    """Run ``fn`` with a trace function that checks the clock at each opcode (the last resort)."""
-    deadline = time.monotonic() + limit
-
-    def local(frame: Any, event: str, arg: Any) -> Any:
-        if time.monotonic() > deadline:
-            state["fired"] = True
-            raise _TimeUp
-        return local
-
-    def start(frame: Any, event: str, arg: Any) -> Any:
-        frame.f_trace_opcodes = True
-        return local(frame, event, arg)
-
-    previous = sys.gettrace()
-    sys.settrace(start)
-    try:
-        try:
-            return fn(*args, **kwargs)
-        except _TimeUp:
-            return None
-    finally:
-        sys.settrace(previous)
-
-
-def _run_limited(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float, state: dict) -> Any:
-    """Run ``fn(*args, **kwargs)`` for at most ``limit`` seconds; ``state["fired"]`` says if it was stopped."""
-    state["fired"] = False
-    try:
-        if _alarm_usable():
-            return _run_with_alarm(fn, args, kwargs, limit, state)
-        if _async_exc_usable():
-            return _run_with_watchdog(fn, args, kwargs, limit, state)
-        return _run_with_trace(fn, args, kwargs, limit, state)
-    except _TimeUp:  # raised in a runner's own epilogue, after the function returned
-        state["fired"] = True
-        return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Copies of the arguments, and changes made to them
-# ---------------------------------------------------------------------------------------------
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy for the learner: tensors, arrays, models and containers copied, generators shared."""
-    if isinstance(value, torch.Generator):
-        return value
-    if isinstance(value, torch.Tensor):
-        out = value.detach().clone()
-        return out.requires_grad_(value.requires_grad) if out.is_floating_point() or out.is_complex() else out
-    if isinstance(value, (nn.Module, np.ndarray)):
-        return copy.deepcopy(value)
-    if type(value) in (tuple, list):
-        return type(value)(_copy(v) for v in value)
-    if type(value) is dict:
-        return {k: _copy(v) for k, v in value.items()}
-    return value
-
-
-def _same_tensor(a: torch.Tensor, b: object) -> bool:
-    if not isinstance(b, torch.Tensor) or a.shape != b.shape:
-        return False
-    a64, b64 = a.detach().cpu(), b.detach().cpu()
-    if a64.is_floating_point() or b64.is_floating_point():
-        a64, b64 = a64.double(), b64.double()
-    return bool(torch.equal(a64, b64))
-
-
-def _changed(original: Any, given: Any) -> str | None:
-    """``None`` if the learner's copy still equals the original, else what kind of thing changed."""
-    if isinstance(original, torch.Tensor):
-        return None if _same_tensor(original, given) else "tensor"
-    if isinstance(original, np.ndarray):
-        same = (isinstance(given, np.ndarray) and given.shape == original.shape
-                and bool(np.array_equal(original, given)))
-        return None if same else "tensor"
-    if isinstance(original, nn.Module):
-        before, after = original.state_dict(), given.state_dict() if isinstance(given, nn.Module) else {}
-        if before.keys() != after.keys() or not all(_same_tensor(before[k], after[k]) for k in before):
-            return "model"
-        return None
-    if type(original) in (tuple, list):
-        if type(given) is not type(original) or len(given) != len(original):
-            return "container"
-        return next((c for c in map(_changed, original, given) if c is not None), None)
-    if type(original) is dict:
-        if type(given) is not dict or given.keys() != original.keys():
-            return "container"
-        return next((c for k in original if (c := _changed(original[k], given[k])) is not None), None)
-    return None
-
-
+# --- Calling the learner's function --------------------------------------------------------------
 def _mutation_hint(name: str, kind: str) -> Feedback:
     if kind == "model":
         return hint(f"your function changed the parameters of `{name}` (for example by zeroing its weights, "
@@ -519,24 +161,19 @@ def _mutation_hint(name: str, kind: str) -> Feedback:
                 f"than {name} *= 2).")
 
 
-# ---------------------------------------------------------------------------------------------
-# Calling the learner's function
-# ---------------------------------------------------------------------------------------------
-
-
 def _where(exc: BaseException, answer: Callable[..., Any]) -> str:
     """' (line N of f)' for the deepest frame of the learner's own code, if there is one."""
     frames = traceback.extract_tb(exc.__traceback__)
     code = getattr(answer, "__code__", None)
     mine = [f for f in frames if code is not None and f.filename == code.co_filename]
-    own = __file__.removesuffix("c")
-    chosen = mine[-1] if mine else next((f for f in reversed(frames) if f.filename != own), None)
+    own = {__file__.removesuffix("c"), runner.__file__.removesuffix("c")}  # the checker's machinery
+    chosen = mine[-1] if mine else next((f for f in reversed(frames) if f.filename not in own), None)
     if chosen is None:
         return ""
     return f" (line {chosen.lineno} of {chosen.name})"
 
 
-def _exception_hint(exc: BaseException, answer: Callable[..., Any], session: _Session) -> Feedback:
+def _exception_hint(exc: BaseException, answer: Callable[..., Any], session: runner.Session) -> Feedback:
     if isinstance(exc, SystemExit):
         code = "" if exc.code is None else f" with code {exc.code!r}"
         return hint(f"your function called exit() or sys.exit(){code}{_where(exc, answer)}, which raises "
@@ -555,9 +192,9 @@ def _exception_hint(exc: BaseException, answer: Callable[..., Any], session: _Se
     return hint(message)
 
 
-def _timeout_hint(session: _Session, limit: float, by_total: bool) -> Feedback:
+def _timeout_hint(session: runner.Session, limit: float, by_total: bool) -> Feedback:
     if by_total:
-        return hint(f"your function is too slow: the checker called it {_count(session.calls, 'time')}, and "
+        return hint(f"your function is too slow: the checker called it {runner.plural(session.calls, 'time')}, and "
                     f"together the calls ran past the {session.total_limit:g} seconds a check may take. Look "
                     "for a Python loop that a tensor operation could replace, or for work repeated on every "
                     "call.")
@@ -574,25 +211,25 @@ def call(answer: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Fe
     state (see the module's docstring) restored afterwards. Every exception except
     ``KeyboardInterrupt`` becomes a hint; so does a change the function made to its arguments.
     """
-    session = _session
+    session = runner.current_session()
     if session is None:  # called outside a checker: give it a session of its own
         name = getattr(answer, "__name__", "function")
-        with _checking(name, (), f"{name}(...)", None):
+        with runner.checking(name, (), f"{name}(...)", None):
             return call(answer, *args, **kwargs)
-    given, given_kwargs = _copy(args), _copy(kwargs)
+    given, given_kwargs = runner.copy_for_learner(args), runner.copy_for_learner(kwargs)
     session.given, session.given_kwargs = given, given_kwargs
     session.calls += 1
     remaining = session.total_limit - session.used
     limit = min(session.time_limit, remaining)
     if limit <= 0:
         return None, _timeout_hint(session, session.time_limit, by_total=True)
-    state = _State(rng=False)
+    state = runner.State(rng=False)
     timer: dict[str, bool] = {"fired": False}
     started = time.monotonic()
     try:
         with contextlib.redirect_stdout(session.output), contextlib.redirect_stderr(session.output), \
                 warnings.catch_warnings():
-            value = _run_limited(answer, given, given_kwargs, limit, timer)
+            value = runner.run_limited(answer, given, given_kwargs, limit, timer)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the learner's bug, SystemExit included: a hint, not a crash
@@ -608,44 +245,27 @@ def call(answer: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Fe
         return None, _timeout_hint(session, limit, by_total=limit < session.time_limit)
     names = session.arg_names
     for i, (original, copied) in enumerate(zip(args, given, strict=True)):
-        kind = _changed(original, copied)
+        kind = runner.changed(original, copied)
         if kind is not None:
             return None, _mutation_hint(names[i] if i < len(names) else f"argument {i + 1}", kind)
     for key, original in kwargs.items():
-        kind = _changed(original, given_kwargs[key])
+        kind = runner.changed(original, given_kwargs[key])
         if kind is not None:
             return None, _mutation_hint(key, kind)
-    if value is None and _is_stub(answer):
+    if value is None and runner.is_stub(answer):
         return None, _not_attempted()
     return value, None
 
 
-_STUB_OPS = {"RESUME", "NOP", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST", "POP_TOP", "CACHE"}
-
-
-def _is_stub(answer: Callable[..., Any]) -> bool:
-    """Whether ``answer`` is an empty stub: a body of ``...``, ``pass`` or a docstring only."""
-    code = getattr(answer, "__code__", None)
-    if code is None:
-        return False
-    try:
-        return all(ins.opname in _STUB_OPS for ins in dis.get_instructions(code))
-    except Exception:  # an unusual code object: not a stub we recognise
-        return False
-
-
 def given_arguments() -> tuple[Any, ...]:
     """The copies of the positional arguments that the last :func:`call` handed to the learner's function."""
-    if _session is None:
+    session = runner.current_session()
+    if session is None:
         raise RuntimeError("given_arguments() is only meaningful inside a checker")
-    return _session.given
+    return session.given
 
 
-# ---------------------------------------------------------------------------------------------
-# The decorator every checker uses
-# ---------------------------------------------------------------------------------------------
-
-
+# --- The decorator every checker uses ------------------------------------------------------------
 def checker(signature: str) -> Callable[[Callable[[Callable[..., Any]], Feedback]], Callable[..., Feedback]]:
     """Turn ``body(answer) -> Feedback`` into ``check(answer, strict=False, *, time_limit=None)``.
 
@@ -668,7 +288,7 @@ def checker(signature: str) -> Callable[[Callable[[Callable[..., Any]], Feedback
             problem = check_callable(answer, name)
             if problem is not None:
                 return finish(problem, strict)
-            with _checking(name, arg_names, signature, time_limit) as session:
+            with runner.checking(name, arg_names, signature, time_limit) as session:
                 try:
                     feedback = body(answer)
                 except KeyboardInterrupt:
@@ -688,11 +308,7 @@ def checker(signature: str) -> Callable[[Callable[[Callable[..., Any]], Feedback
     return decorate
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the learner's results
-# ---------------------------------------------------------------------------------------------
-
-
+# --- Reading the learner's results ---------------------------------------------------------------
 def as_float(value: Any, what: str) -> tuple[float | None, Feedback | None]:
     """Convert a learner's number to ``float``, or explain why not.
 
