@@ -31,7 +31,7 @@ from .manifold import StagedNet, mlp
 from .recipe import Draw, draw, recipe_loss
 from .train import ExtraLoss, History, Run, adam_with_zero_grads, check_losses, generators_for, prepare_run, score
 
-__all__ = ["StackedMLP", "stackable", "fit_ensemble"]
+__all__ = ["StackedMLP", "stackable", "seeded_mlps", "fit_ensemble"]
 
 _ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
 
@@ -131,17 +131,8 @@ class StackedMLP(_Forward, nn.Module):
 
     @classmethod
     def from_seeds(cls, seeds: Sequence[int], *args: object, **kwargs: object) -> StackedMLP:
-        """Member ``k`` is ``mlp(*args, **kwargs)`` built right after ``torch.manual_seed(seeds[k])``.
-
-        These are the initial weights :func:`mixlib.experiments.compare_methods` gives seed ``k``.
-        The global random state is left as it was.
-        """
-        with torch.random.fork_rng(devices=[]):
-            models = []
-            for s in seeds:
-                torch.manual_seed(check_seed("seeds[i]", s))
-                models.append(mlp(*args, **kwargs))
-        return cls(models)
+        """The stack of :func:`seeded_mlps`."""
+        return cls(seeded_mlps(seeds, *args, **kwargs))
 
     def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """Layer ``i`` (a block, or the head for ``i = depth``) applied to ``h`` ``(K, B, in)``."""
@@ -176,6 +167,20 @@ class StackedMLP(_Forward, nn.Module):
         for i, (lin, _) in enumerate(_layers_of(model)):
             lin.weight.copy_(self.weight[i][k].T)
             lin.bias.copy_(self.bias[i][k, 0])
+
+
+def seeded_mlps(seeds: Sequence[int], *args: object, **kwargs: object) -> list[StagedNet]:
+    """One ``mlp(*args, **kwargs)`` per seed, built right after ``torch.manual_seed(seed)``.
+
+    These are the initial weights :func:`mixlib.experiments.compare_methods` gives seed ``k``; the
+    global random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        models = []
+        for s in seeds:
+            torch.manual_seed(check_seed("seeds[i]", s))
+            models.append(mlp(*args, **kwargs))
+    return models
 
 
 class _Members(_Forward):
@@ -252,7 +257,7 @@ def fit_ensemble(
         raise TypeError(f"fast must be True or False, got {fast!r}")
     lrs = _check_lrs(lr, size)
     extra_params = check_losses(None, extra_loss)
-    run, xs, ys, x_test, y_test = _prepare(models, x, y, lrs, fit_kwargs)
+    run, xs, ys, x_test, y_test = _prepare(models, x, y, lr, lrs, fit_kwargs)
     stack = StackedMLP(models).to(run.device)
     params = list(stack.parameters()) + extra_params
     # Adam's step is lr times a direction that does not depend on lr: members with their own lr
@@ -333,12 +338,11 @@ def _check_lrs(lr: object, size: int) -> list[float] | None:
     return [check_positive("lr[k]", v) for v in lrs]
 
 
-def _prepare(models: list[nn.Module], x: object, y: object, lrs: list[float] | None,
+def _prepare(models: list[nn.Module], x: object, y: object, lr: object, lrs: list[float] | None,
              fit_kwargs: dict) -> tuple[Run, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Check the data once per member draw; return it as ``(K, n, ...)`` (shared data is not copied)."""
     size = len(models)
-    kwargs = dict(fit_kwargs, lr=1.0) if lrs is not None else dict(fit_kwargs)
-    kwargs.setdefault("lr", 1e-2)
+    kwargs = dict(fit_kwargs, lr=1.0 if lrs is not None else lr)
     per_member = isinstance(x, torch.Tensor) and x.dim() == 3 and len(x) == size
     if not per_member:
         run = prepare_run(models[0], x, y, **kwargs)

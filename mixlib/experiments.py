@@ -23,9 +23,9 @@ from torch import nn
 from .data import Split
 from .ensemble import fit_ensemble, stackable
 from .metrics import classification_report, logits, mean_confidence, nll, reliability, temperature_for_confidence
+from .recipe import METHODS, Recipe
 from .seeding import seed_everything
 from .stats import Stat, check_digits, paired_difference, render_table, summarize
-from .recipe import METHODS, Recipe
 from .train import History, evaluate, fit, score
 
 __all__ = ["PAPER_METHODS", "Comparison", "compare_methods", "temperature_control"]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import mixlib
-from mixlib.data import corrupt_labels
 from mixlib._fastpath import losses_and_gradients
+from mixlib.data import corrupt_labels
 from mixlib.ensemble import StackedMLP, fit_ensemble, member_losses, stackable
 from mixlib.recipe import draw, make_recipe, recipe_loss
 from mixlib.train import Run, fit
@@ -49,7 +49,7 @@ def test_each_member_equals_its_own_fit_call(data, config, fast):
     # The cross terms alone are unbounded below: training runs away, and rounding differences
     # between batched and single matrix products grow with it. One epoch keeps them small.
     common = dict(epochs=1 if config.get("terms") == "cross" else 2, x_test=data.x_test, y_test=data.y_test,
-                  progress=False, eval_every=1)
+                  progress=False, eval_every=1, lr=3e-3)
     alone = [_build(s) for s in SEEDS]
     h_alone = [fit(m, data.x_train, data.y_train, seed=s, **common, **config)
                for m, s in zip(alone, SEEDS, strict=True)]
@@ -257,7 +257,8 @@ def test_each_member_trains_on_its_own_data_draw():
     h_alone = [fit(m, d.x_train, d.y_train, seed=s, x_test=d.x_test, y_test=d.y_test, **config)
                for m, s, d in zip(alone, SEEDS, draws, strict=True)]
     together = [_build(s) for s in SEEDS]
-    stack = {name: torch.stack([getattr(d, name) for d in draws]) for name in ("x_train", "y_train", "x_test", "y_test")}
+    names = ("x_train", "y_train", "x_test", "y_test")
+    stack = {name: torch.stack([getattr(d, name) for d in draws]) for name in names}
     h_together = fit_ensemble(together, stack["x_train"], stack["y_train"], seeds=list(SEEDS),
                               x_test=stack["x_test"], y_test=stack["y_test"], **config)
     _assert_same_models(alone, together)

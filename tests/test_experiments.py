@@ -11,8 +11,8 @@ from scipy import stats
 
 import mixlib
 from mixlib.experiments import PAPER_METHODS, Comparison, compare_methods
-from mixlib.stats import Stat, summarize
 from mixlib.manifold import mlp
+from mixlib.stats import Stat, summarize
 
 
 def _data():

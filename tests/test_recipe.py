@@ -13,9 +13,9 @@ import mixlib
 from mixlib import metrics
 from mixlib.data import corrupt_labels
 from mixlib.experiments import compare_methods
-from mixlib.stats import paired_difference
 from mixlib.mixing import bce_on_softmax, mixed_cross_entropy, mixup, one_hot
 from mixlib.recipe import make_recipe, terms_loss
+from mixlib.stats import paired_difference
 from mixlib.train import fit, mixed_loss
 
 

@@ -1,4 +1,4 @@
-"""mixlib.flattening: the explicit flattening routes of chapter 07 and their vectorised training."""
+"""mixlib.routes: chapter 07's explicit routes to flatness, trained as losses of the one ensemble."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import mixlib
-from mixlib import flattening as fl
+from mixlib import routes as fl
 from mixlib.data import Split, corrupt_labels
+from mixlib.ensemble import seeded_mlps
 
 
 @pytest.fixture(scope="module")
@@ -45,50 +46,7 @@ def test_transformed_digits_rejects_bad_arguments(kwargs, error, match):
         fl.transformed_digits(**kwargs)
 
 
-# --- the ensemble ----------------------------------------------------------------------------
-
-
-def test_ensemble_members_are_the_seeded_mlps_and_mix_like_stagednet():
-    seeds = [0, 4, 9]
-    net = fl.EnsembleMLP.from_seeds(seeds, 6, [5, 4], 3)
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 8, 6, generator=g)
-    layers, lam = torch.tensor([0, 2, 1]), torch.tensor([0.3, 0.6, 0.9])
-    perm = torch.stack([torch.randperm(8, generator=g) for _ in seeds])
-    mixed = net.forward_mixed(x, layers, lam, perm)
-    plain = net(x)
-    for k, s in enumerate(seeds):
-        torch.manual_seed(s)
-        reference = mixlib.mlp(6, [5, 4], 3)
-        member = net.member(k)
-        assert torch.allclose(member(x[k]), reference(x[k]), atol=1e-6)
-        assert torch.allclose(plain[k], reference(x[k]), atol=1e-6)
-        assert torch.allclose(net.features(x)[k], reference.features(x[k]), atol=1e-6)
-        expected = reference.forward_mixed(x[k], int(layers[k]), float(lam[k]), perm[k])
-        assert torch.allclose(mixed[k], expected, atol=1e-5)
-
-
-def test_ensemble_restores_the_global_rng_and_checks_its_input():
-    state = torch.random.get_rng_state()
-    net = fl.EnsembleMLP.from_seeds([1, 2], 4, [3], 2)
-    assert torch.equal(state, torch.random.get_rng_state())
-    with pytest.raises(ValueError, match="x must have shape"):
-        net(torch.zeros(3, 5, 4))
-    with pytest.raises(ValueError, match="layer"):
-        net.features(torch.zeros(2, 5, 4), layer=5)
-    with pytest.raises(ValueError, match="k must be"):
-        net.member(2)
-    with pytest.raises(ValueError, match="same architecture"):
-        fl.EnsembleMLP([mixlib.mlp(4, [3], 2), mixlib.mlp(4, [5], 2)])
-    with pytest.raises(ValueError, match="relu"):
-        fl.EnsembleMLP([mixlib.mlp(4, [3], 2, activation="tanh")])
-    with pytest.raises(TypeError, match="models"):
-        fl.EnsembleMLP([])
-    with pytest.raises(ValueError, match="seeds"):
-        fl.EnsembleMLP.from_seeds([-1], 4, [3], 2)
-
-
-# --- the interpolator ------------------------------------------------------------------------
+# --- the routes ------------------------------------------------------------------------------
 
 
 def test_interpolator_hits_both_endpoints_and_bends_in_between():
@@ -99,7 +57,7 @@ def test_interpolator_hits_both_endpoints_and_bends_in_between():
     assert torch.allclose(model(x, x2, torch.zeros(2)), x2, atol=1e-6)
     middle = model(x, x2, torch.full((2,), 0.5))
     z, z2 = model.encoder(x), model.encoder(x2)
-    bend = model.decoder(0.5 * z + 0.5 * z2) - 0.5 * model.decoder(z) - 0.5 * model.decoder(z2)
+    bend = model.decode(0.5 * z + 0.5 * z2) - 0.5 * model.decode(z) - 0.5 * model.decode(z2)
     assert torch.allclose(middle - (0.5 * x + 0.5 * x2), bend, atol=1e-6)
     assert float(bend.detach().abs().max()) > 0
     twice = model.repeat(2)
@@ -153,61 +111,57 @@ def test_chord_deviation_zero_for_affine_features_and_scale_free():
 # --- training --------------------------------------------------------------------------------
 
 
+def _one_member(interp, k, seed):
+    alone = fl.Interpolator([seed], code=12)
+    alone.load_state_dict({name: value[k:k + 1] for name, value in interp.state_dict().items()})
+    return alone.requires_grad_(False).eval()
+
+
 @pytest.mark.parametrize("route", fl.ROUTES)
-def test_a_member_trains_the_same_alone_or_in_an_ensemble(route, small_digits):
-    """Members are independent: same seed, same model, whatever else is trained beside it."""
-    cfg = fl.RouteConfig(epochs=2, batch_size=32)
-    extra = {}
-    if route == "linearize":
-        extra["trajectories"] = fl.transformed_digits(small_digits.x_train, [-10, 0, 10])
-    if route == "interpolate":
-        interp = fl.train_interpolators(small_digits.x_train, [3, 5], epochs=1, batch_size=32)
-        extra["interpolator"] = interp
-    both, losses, decoder = fl.train_routes(route, small_digits.x_train, small_digits.y_train, [3, 5],
-                                            config=cfg, hidden=(16, 16), **extra)
-    assert len(losses) == 2 and all(v > 0 for v in losses)
-    assert (decoder is not None) == (route == "reconstruct")
-    if route == "interpolate":
-        interp2 = fl.Interpolator([5], code=12)
-        with torch.no_grad():
-            for p, q in zip(interp2.parameters(), interp.parameters(), strict=True):
-                p.copy_(q[1:])
-        extra["interpolator"] = interp2
-    alone, _, _ = fl.train_routes(route, small_digits.x_train, small_digits.y_train, [5], config=cfg,
-                                  hidden=(16, 16), **extra)
+def test_a_route_trains_the_same_alone_in_fit_or_in_an_ensemble(route, small_digits):
+    """A member is its own fit run with the route's loss: same seed, same model, whatever trains beside it."""
+    cfg = fl.RouteConfig(epochs=2, batch_size=32, lr=3e-3)
+    extra = {"trajectories": fl.transformed_digits(small_digits.x_train, [-10, 0, 10])}
+    interp = fl.train_interpolators(small_digits.x_train, [3, 5], epochs=1, batch_size=32)
+    both, loss = fl.train_route(route, small_digits.x_train, small_digits.y_train, [3, 5], config=cfg,
+                                hidden=(16, 16), interpolator=interp, **extra)
+    assert (loss is not None) == (route in ("reconstruct", "linearize"))
+    alone = seeded_mlps([5], 64, [16, 16], 10)[0]
+    arm = fl.route_arm(route, [5], config=cfg, width=16, in_dim=64, interpolator=_one_member(interp, 1, 5), **extra)
+    mixlib.fit(alone, small_digits.x_train, small_digits.y_train, seed=5, epochs=2, batch_size=32, lr=3e-3,
+               progress=False, **arm)
     x = small_digits.x_test
-    assert torch.allclose(both.member(1)(x), alone.member(0)(x), atol=1e-4)
+    torch.testing.assert_close(both[1](x), alone(x), atol=1e-4, rtol=1e-4)
+    erm = seeded_mlps([5], 64, [16, 16], 10)[0]
+    mixlib.fit(erm, small_digits.x_train, small_digits.y_train, seed=5, epochs=2, batch_size=32, lr=3e-3,
+               progress=False)
+    assert (route == "erm") == torch.allclose(erm(x), alone(x), atol=1e-4)  # each route changes the training
 
 
-def test_routes_share_initial_weights_and_differ_after_training(small_digits):
-    cfg = fl.RouteConfig(epochs=1, batch_size=32)
-    erm, _, _ = fl.train_routes("erm", small_digits.x_train, small_digits.y_train, [0], config=cfg, hidden=(8,))
-    mm, _, _ = fl.train_routes("manifold", small_digits.x_train, small_digits.y_train, [0], config=cfg, hidden=(8,))
-    assert not torch.allclose(erm.member(0)(small_digits.x_test), mm.member(0)(small_digits.x_test))
-    start = fl.EnsembleMLP.from_seeds([0], 64, [8], 10)
-    torch.manual_seed(0)
+def test_a_route_member_starts_from_chapter_06s_seed(small_digits):
+    models, _ = fl.train_route("erm", small_digits.x_train, small_digits.y_train, [4], config=fl.RouteConfig(
+        epochs=1, batch_size=32), hidden=(8,))
+    mixlib.seed_everything(4)
     reference = mixlib.mlp(64, [8], 10)
-    assert torch.allclose(start.member(0)(small_digits.x_test), reference(small_digits.x_test))
+    mixlib.fit(reference, small_digits.x_train, small_digits.y_train, seed=4, epochs=1, batch_size=32, lr=3e-3,
+               progress=False)
+    torch.testing.assert_close(models[0](small_digits.x_test), reference(small_digits.x_test), atol=1e-5, rtol=1e-4)
 
 
-def test_train_routes_rejects_bad_arguments(small_digits):
-    x, y = small_digits.x_train, small_digits.y_train
+def test_route_arm_rejects_bad_arguments(small_digits):
+    arm = dict(config=fl.RouteConfig(), width=8, in_dim=64)
     with pytest.raises(ValueError, match="route"):
-        fl.train_routes("dropout", x, y, [0])
+        fl.route_arm("dropout", [0], **arm)
     with pytest.raises(ValueError, match="trajectories"):
-        fl.train_routes("linearize", x, y, [0])
+        fl.route_arm("linearize", [0], **arm)
     with pytest.raises(ValueError, match="trajectories"):
-        fl.train_routes("linearize", x, y, [0], trajectories=torch.zeros(len(x), 2, 64))
+        fl.route_arm("linearize", [0], trajectories=torch.zeros(10, 2, 64), **arm)
     with pytest.raises(ValueError, match="Interpolator"):
-        fl.train_routes("interpolate", x, y, [0, 1], interpolator=fl.Interpolator([0]))
-    with pytest.raises(TypeError, match="labels"):
-        fl.train_routes("erm", x, y.float(), [0])
-    with pytest.raises(ValueError, match="labels must have shape"):
-        fl.train_routes("erm", x, y[:10], [0])
+        fl.route_arm("interpolate", [0, 1], interpolator=fl.Interpolator([0]), **arm)
     with pytest.raises(TypeError, match="config"):
-        fl.train_routes("erm", x, y, [0], config={"epochs": 1})
+        fl.route_arm("erm", [0], config={"epochs": 1}, width=8, in_dim=64)
     with pytest.raises(ValueError, match="epochs"):
-        fl.train_routes("erm", x, y, [0], config=fl.RouteConfig(epochs=0))
+        fl.train_route("erm", small_digits.x_train, small_digits.y_train, [0], config=fl.RouteConfig(epochs=0))
 
 
 def test_compare_routes_gives_paired_rows_per_regime(small_digits):
@@ -243,15 +197,15 @@ def test_compare_routes_rejects_bad_arguments(small_digits):
 
 
 def test_measure_members_checks_its_arguments(small_digits):
-    net = fl.EnsembleMLP.from_seeds([0], 64, [8], 10)
-    rows = fl.measure_members(net, small_digits, torch.tensor([[0, 1], [2, 3]]))
+    models = seeded_mlps([0], 64, [8], 10)
+    rows = fl.measure_members(models, small_digits, torch.tensor([[0, 1], [2, 3]]))
     assert len(rows) == 1 and 0 < rows[0]["confidence"] <= 1
     with pytest.raises(ValueError, match="pairs"):
-        fl.measure_members(net, small_digits, torch.tensor([0, 1]))
+        fl.measure_members(models, small_digits, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="train_labels"):
-        fl.measure_members(net, small_digits, torch.tensor([[0, 1]]), train_labels=small_digits.y_train[:5])
-    with pytest.raises(TypeError, match="net"):
-        fl.measure_members(mixlib.mlp(64, [8], 10), small_digits, torch.tensor([[0, 1]]))
+        fl.measure_members(models, small_digits, torch.tensor([[0, 1]]), train_labels=small_digits.y_train[:5])
+    with pytest.raises(ValueError, match="n_bins"):
+        fl.measure_members(models, small_digits, torch.tensor([[0, 1]]), n_bins=0)
 
 
 def test_temperature_scaling_undoes_a_rescaling_of_the_logits():
@@ -282,20 +236,6 @@ def test_routes_train_and_measure_on_cuda_like_on_the_cpu(small_digits):
 
 
 def test_bad_arguments_get_errors_that_name_them():
-    net = fl.EnsembleMLP.from_seeds([0, 1], 4, [3], 2)
-    x = torch.zeros(2, 5, 4)
-    good = {"layers": torch.tensor([0, 1]), "lam": torch.tensor([0.5, 0.5]),
-            "perm": torch.stack([torch.arange(5)] * 2)}
-    for name, bad, match in [("layers", torch.tensor([0, 2]), "layers"), ("layers", torch.tensor([0.0, 1.0]), "layers"),
-                             ("lam", torch.tensor([0.5, 1.5]), "lam"), ("lam", torch.tensor([0.5]), "lam"),
-                             ("perm", torch.arange(5), "perm")]:
-        with pytest.raises(ValueError, match=match):
-            net.forward_mixed(x, **{**good, name: bad})
-    interp = fl.Interpolator([0], in_dim=4)
-    with pytest.raises(ValueError, match="lam"):
-        interp(x[:1], x[:1], torch.tensor([2.0]))
-    with pytest.raises(ValueError, match="lam"):
-        interp(x[:1], x[:1], torch.tensor([0.5, 0.5]))
     with pytest.raises(TypeError, match="features"):
         fl.chord_deviation("relu", torch.zeros(2, 3), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="eps"):
@@ -304,15 +244,13 @@ def test_bad_arguments_get_errors_that_name_them():
         fl.transformed_digits(torch.zeros(1, 64), ["a"])
     with pytest.raises(ValueError, match="ts"):
         fl.transformed_digits(torch.zeros(1, 64), [float("nan")])
-    xs, ys = torch.zeros(8, 64), torch.zeros(8, dtype=torch.long)
+    xs = torch.zeros(8, 64)
     for config, match in [(fl.RouteConfig(alpha=0.0), "alpha"), (fl.RouteConfig(weight=-1.0), "weight"),
                           (fl.RouteConfig(triples=0), "triples"), (fl.RouteConfig(decoder_hidden=0), "decoder_hidden")]:
         with pytest.raises(ValueError, match=match):
-            fl.train_routes("erm", xs, ys, [0], config=config)
+            fl.train_route("input", xs, torch.zeros(8, dtype=torch.long), [0], config=config)
     with pytest.raises(ValueError, match="consistency"):
         fl.train_interpolators(xs, [0], consistency=-1.0)
-    with pytest.raises(ValueError, match="n_bins"):
-        fl.measure_members(net, Split(xs, ys, xs, ys, 10), torch.tensor([[0, 1]]), n_bins=0)
 
 
 def test_chord_pairs_are_fixed_disjoint_and_checked():
