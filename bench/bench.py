@@ -1,4 +1,4 @@
-"""Benchmarks for the performance budgets of mixlib (DESIGN.md, section 6).
+"""Benchmarks for the speed budgets of mixlib (the README's "Speed budgets" table).
 
 Run with ``.venv/bin/python bench/bench.py``. Prints these ratios, each with its budget:
 
@@ -11,7 +11,11 @@ Run with ``.venv/bin/python bench/bench.py``. Prints these ratios, each with its
 4. K = 16 seeds of a digits MLP (64-128-128-10, batch 64, 20 epochs of manifold mixup) trained as
    one ensemble by :func:`mixlib.ensemble.fit_ensemble` / 16 sequential :func:`mixlib.fit` calls
    (budget 0.25); three rounds of one timing each, wall clock, with torch's default thread
-   count; the median of the three ratios counts.
+   count; the median of the three ratios counts; the same with the ensemble's plain autograd path
+   (``fast=False``) instead of its hand-written backward, for information;
+5. K = 16 members of one recipe as one ensemble / ONE :func:`mixlib.fit` of the same recipe, on one
+   thread (chapter 06's use: many seeds for the price of a few): widths 64-64 for 60 epochs
+   (budget 1.5) and 128-128 for 20 epochs (budget 2.5); median of three paired rounds.
 
 Each comparison warms up both sides, then times them in alternating order (so that drifts in
 machine load hit both alike), many repeats of a few calls each; the ratio is the median over
@@ -41,8 +45,9 @@ from mixlib.ensemble import fit_ensemble
 from mixlib.gradients import gradient_terms
 from mixlib.manifold import mlp
 from mixlib.mixing import mixup, one_hot, random_pairing
+from mixlib.recipe import draw, make_recipe, recipe_loss
 from mixlib.seeding import seed_everything
-from mixlib.train import draw, fit, make_recipe, recipe_loss
+from mixlib.train import fit
 
 BATCH = 256
 
@@ -82,7 +87,7 @@ def bench_training_step() -> tuple[float, float, float, float, float, float]:
     """mixlib's manifold-mixup step vs the same step by hand, and vs an ERM step.
 
     A 64-256-256-256-10 ReLU MLP on a batch of 256 digits, SGD; mixlib's step is the one
-    :func:`mixlib.fit` takes (:func:`mixlib.train.draw` then :func:`mixlib.train.recipe_loss`).
+    :func:`mixlib.fit` takes (:func:`mixlib.recipe.draw` then :func:`mixlib.recipe.recipe_loss`).
     """
     torch.manual_seed(0)
     x, y = digits_batch()
@@ -125,7 +130,8 @@ def bench_training_step() -> tuple[float, float, float, float, float, float]:
     )
 
 
-def bench_ensemble(k: int = 16, epochs: int = 20, rounds: int = 3) -> tuple[float, float, float, list[float]]:
+def bench_ensemble(k: int = 16, epochs: int = 20, rounds: int = 3, fast: bool = True,
+                   ) -> tuple[float, float, float, list[float]]:
     """Wall-clock seconds of K seeds as one ensemble and as K sequential fit calls, and their ratio.
 
     ``rounds`` pairs of timings, the two sides in alternating order (sequential first in even
@@ -135,27 +141,40 @@ def bench_ensemble(k: int = 16, epochs: int = 20, rounds: int = 3) -> tuple[floa
     the stacked model's batched products are large enough to use both cores of the reference
     machine, a single small model's are not. That is part of what the ensemble buys.
     """
-    data = digits(seed=0)
     kwargs = dict(method="manifold", alpha=2.0, epochs=epochs, batch_size=64, lr=1e-3, progress=False)
-    threads = torch.get_num_threads()
+    return _ensemble_rounds(k, [128, 128], kwargs, rounds, fast=fast, fits=k, threads=torch.get_num_threads())
+
+
+def bench_members_vs_one_fit(width: int, epochs: int, k: int = 16, rounds: int = 3,
+                             ) -> tuple[float, float, float, list[float]]:
+    """K members of one recipe as one ensemble vs ONE fit of that recipe, both on one thread."""
+    kwargs = dict(method="manifold", alpha=2.0, epochs=epochs, batch_size=64, lr=1e-3, progress=False)
+    return _ensemble_rounds(k, [width, width], kwargs, rounds, fast=True, fits=1, threads=1)
+
+
+def _ensemble_rounds(k: int, hidden: list[int], kwargs: dict, rounds: int, *, fast: bool, fits: int,
+                     threads: int) -> tuple[float, float, float, list[float]]:
+    """``rounds`` paired timings of k members as one ensemble and of ``fits`` sequential fit calls."""
+    data = digits(seed=0)
+    before = torch.get_num_threads()
 
     def models() -> list[nn.Module]:
         built = []
         for seed in range(k):
             seed_everything(seed)
-            built.append(mlp(64, [128, 128], 10))
+            built.append(mlp(64, hidden, 10))
         torch.set_num_threads(threads)
         return built
 
     def sequential() -> float:
         start = time.perf_counter()
-        for seed, model in enumerate(built):
+        for seed, model in enumerate(built[:fits]):
             fit(model, data.x_train, data.y_train, seed=seed, **kwargs)
         return time.perf_counter() - start
 
     def together() -> float:
         start = time.perf_counter()
-        fit_ensemble(built, data.x_train, data.y_train, seeds=list(range(k)), **kwargs)
+        fit_ensemble(built, data.x_train, data.y_train, seeds=list(range(k)), fast=fast, **kwargs)
         return time.perf_counter() - start
 
     t_ens, t_seq = [], []
@@ -163,6 +182,7 @@ def bench_ensemble(k: int = 16, epochs: int = 20, rounds: int = 3) -> tuple[floa
         for side in (sequential, together) if r % 2 == 0 else (together, sequential):
             built = models()
             (t_seq if side is sequential else t_ens).append(side())
+    torch.set_num_threads(before)
     ratios = [e / s for e, s in zip(t_ens, t_seq, strict=True)]
     median = statistics.median
     return median(t_ens), median(t_seq), median(ratios), ratios
@@ -250,6 +270,8 @@ def main() -> int:
     t_terms, t_fb, t_b, r_fb, r_b = bench_gradient_terms()
     t_mix, t_lerp, r_mix = bench_mixup()
     t_ens, t_seq, r_ens, r_rounds = bench_ensemble()
+    t_auto, t_seq2, r_auto, auto_rounds = bench_ensemble(fast=False)
+    members = {width: bench_members_vs_one_fit(width, epochs) for width, epochs in ((64, 60), (128, 20))}
 
     def ms(a: float, b: float) -> str:
         return f"{a * 1e3:.3f} ms vs {b * 1e3:.3f} ms"
@@ -263,7 +285,14 @@ def main() -> int:
         report("4. 16 seeds as one ensemble / 16 fit calls", r_ens, 0.25,
                f"{t_ens:.1f} s vs {t_seq:.1f} s wall clock; rounds "
                + ", ".join(f"{r:.2f}" for r in r_rounds)),
+        report("   the same, plain autograd path (fast=False)", r_auto, None,
+               f"{t_auto:.1f} s vs {t_seq2:.1f} s; rounds " + ", ".join(f"{r:.2f}" for r in auto_rounds)
+               + "; for information"),
     ]
+    for (width, epochs), budget in (((64, 60), 1.5), ((128, 20), 2.5)):
+        t_k, t_one, r_k, rounds_k = members[width]
+        ok.append(report(f"5. 16 members / one fit, {width}-{width}, {epochs} epochs, 1 thread", r_k, budget,
+                         f"{t_k:.1f} s vs {t_one:.1f} s; rounds " + ", ".join(f"{r:.2f}" for r in rounds_k)))
     print(f"\nload average at the end {os.getloadavg()[0]:.1f} (2 cores on the reference machine)")
     return 0 if all(ok) else 1
 

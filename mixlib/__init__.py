@@ -6,9 +6,11 @@ The modules mirror the chapters: :mod:`~mixlib.data` (datasets that ship with pa
 four-term decomposition), :mod:`~mixlib.expansion_limits` (where that decomposition stops:
 non-affine heads, a feature map it cannot see), :mod:`~mixlib.flatness` (singular values,
 chords, class subspaces and distances),
-:mod:`~mixlib.metrics`, :mod:`~mixlib.train`, :mod:`~mixlib.experiments` (methods compared
-over seeds), :mod:`~mixlib.flattening` (explicit routes to a flat representation, trained as
-vectorised ensembles), :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
+:mod:`~mixlib.metrics`, :mod:`~mixlib.recipe` (the training loss of one mini-batch, declared
+once), :mod:`~mixlib.train` (the training loop), :mod:`~mixlib.ensemble` (many seeds as one
+model), :mod:`~mixlib.experiments` and :mod:`~mixlib.stats` (methods compared over seeds, paired
+intervals), :mod:`~mixlib.routes` (explicit routes to a flat representation, as losses),
+:mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
 
 The names most used in the book are re-exported here, so that ``mixlib.sample_lambda`` is
 :func:`mixlib.mixing.sample_lambda`, ``mixlib.mixup`` is :func:`mixlib.mixing.mixup` and

@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 from . import _fastpath
 from ._checks import check_positive, check_seed
 from .manifold import StagedNet, mlp
+from .metrics import score
 from .recipe import Draw, draw, recipe_loss
-from .train import ExtraLoss, History, Run, adam_with_zero_grads, check_losses, generators_for, prepare_run, score
+from .train import ExtraLoss, History, Run, adam_with_zero_grads, check_losses, generators_for, prepare_run
 
 __all__ = ["StackedMLP", "stackable", "seeded_mlps", "fit_ensemble"]
 

@@ -22,11 +22,11 @@ from torch import nn
 
 from .data import Split
 from .ensemble import fit_ensemble, stackable
-from .metrics import classification_report, logits, mean_confidence, nll, reliability, temperature_for_confidence
+from .metrics import classification_report, logits, mean_confidence, nll, reliability, score, temperature_for_confidence
 from .recipe import METHODS, Recipe
 from .seeding import seed_everything
 from .stats import Stat, check_digits, paired_difference, render_table, summarize
-from .train import History, evaluate, fit, score
+from .train import History, evaluate, fit
 
 __all__ = ["PAPER_METHODS", "Comparison", "compare_methods", "temperature_control"]
 

@@ -62,7 +62,19 @@ def _labels_for(name: str, labels: object, scores: torch.Tensor) -> torch.Tensor
 
 
 def _accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((scores.argmax(1) == labels).double().mean())
+    return float(score(scores, labels))
+
+
+def score(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Accuracy for class labels, mean squared error for float targets; leading (member) dims kept.
+
+    ``out`` is ``(..., n, C)`` scores or ``(..., n, 1)`` predictions and ``y`` is ``(..., n)``; no
+    checks (the training loops call it on data they have checked): :func:`accuracy_of` is the
+    checked accuracy of one model's logits.
+    """
+    if y.is_floating_point():
+        return (out.reshape(y.shape) - y).double().pow(2).mean(-1)
+    return (out.argmax(-1) == y).double().mean(-1)
 
 
 def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> float:

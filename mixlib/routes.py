@@ -32,8 +32,7 @@ from .data import Split
 from .ensemble import StackedMLP, fit_ensemble, seeded_mlps
 from .experiments import Comparison
 from .flatness import class_dimension
-from .metrics import nll, reliability
-from .train import score
+from .metrics import nll, reliability, score
 
 __all__ = [
     "ROUTES", "RouteConfig", "transformed_digits", "curvature_loss", "chord_deviation", "Reconstruction",

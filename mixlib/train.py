@@ -19,10 +19,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_generator, check_positive, check_positive_int, check_seed, check_tensor, model_error
+from .metrics import score
 from .recipe import METHODS, RECIPE_FIELDS, Recipe, draw, make_recipe, recipe_loss
 from .seeding import model_device
 
-__all__ = ["History", "fit", "evaluate", "mixed_loss", "prepare_run", "Run", "generators_for", "score"]
+__all__ = ["History", "fit", "evaluate", "mixed_loss", "prepare_run", "Run", "generators_for"]
 
 # A custom loss that replaces the recipe's: ``loss_fn(model, x_batch, y_batch, generator) -> scalar``.
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
@@ -67,16 +68,6 @@ def progress_enabled() -> bool:
     if os.environ.get("MIXLIB_PROGRESS", "") == "0":
         return False
     return not os.environ.get("CI")
-
-
-def score(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Accuracy for class labels, mean squared error for float targets; leading (member) dims kept.
-
-    ``out`` is ``(..., n, C)`` logits or ``(..., n, 1)`` predictions, ``y`` is ``(..., n)``.
-    """
-    if y.is_floating_point():
-        return (out.reshape(y.shape) - y).double().pow(2).mean(-1)
-    return (out.argmax(-1) == y).double().mean(-1)
 
 
 @torch.no_grad()
