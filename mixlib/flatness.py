@@ -11,7 +11,8 @@ Two measurements from the chapters on mixup and manifold mixup:
   as the number of directions the *centred* class covariance spreads over.
 - **Linearity between examples** (mixup's goal): walk the straight segment between two inputs
   and compare the model's output with the straight line between its outputs at the ends
-  (:func:`chord_nonlinearity`).
+  (:func:`chord_nonlinearity`); the same for a representation, relative to the chord's length
+  (:func:`chord_deviation`, chapter 07's bend).
 - **Subspaces and distances**: how many principal directions each class occupies
   (:func:`class_subspaces`, :func:`directions_for_energy`), how much of a point lies outside a
   class's subspace (:func:`share_outside`), and how far points (mixed hidden states, say) are
@@ -55,6 +56,7 @@ __all__ = [
     "directions_for_energy",
     "share_outside",
     "nearest_distance",
+    "chord_deviation",
 ]
 
 
@@ -359,3 +361,25 @@ def nearest_distance(
     if allowed is not None:
         dist = dist.masked_fill(~allowed.to(dist.device), math.inf)
     return dist.min(dim=1).values.to(points.dtype)
+
+
+def chord_deviation(features: object, x: torch.Tensor, x2: torch.Tensor, n_points: int = 11) -> torch.Tensor:
+    """How far the features bend away from a straight line along input chords, relative to the chord.
+
+    For each pair, with ``x_t = t x + (1 - t) x2`` and ``f = features``, the mean over ``n_points``
+    equally spaced ``t`` in [0, 1] of ``||f(x_t) - (t f(x) + (1 - t) f(x2))|| / ||f(x) - f(x2)||``:
+    zero for features affine along the chord, and scale-free. Returns one value per pair ``(B,)``.
+    """
+    if not callable(features):
+        raise TypeError(f"features must be a function or module mapping inputs to features, got "
+                        f"{type(features).__name__}")
+    x, x2 = check_tensor("x", x, min_dim=2), check_tensor("x2", x2, min_dim=2)
+    if x.shape != x2.shape:
+        raise ValueError(f"x2 must have the shape of x {tuple(x.shape)}, got {tuple(x2.shape)}")
+    if check_positive_int("n_points", n_points) < 2:
+        raise ValueError(f"n_points must be >= 2, got {n_points}")
+    ts = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+    with torch.no_grad():
+        f = features((ts * x + (1 - ts) * x2).reshape(-1, x.shape[1])).reshape(n_points, x.shape[0], -1)
+    straight = ts * f[-1] + (1 - ts) * f[0]
+    return (f - straight).norm(dim=-1).mean(0) / (f[-1] - f[0]).norm(dim=-1).clamp_min(1e-12)

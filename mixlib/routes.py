@@ -31,11 +31,11 @@ from ._checks import check_lam, check_positive, check_positive_int, check_seed, 
 from .data import Split
 from .ensemble import StackedMLP, fit_ensemble, seeded_mlps
 from .experiments import Comparison
-from .flatness import class_dimension
-from .metrics import nll, reliability, score
+from .flatness import chord_deviation, class_dimension
+from .metrics import nll, reliability, score, temperature_for_nll
 
 __all__ = [
-    "ROUTES", "RouteConfig", "transformed_digits", "curvature_loss", "chord_deviation", "Reconstruction",
+    "ROUTES", "RouteConfig", "transformed_digits", "curvature_loss", "Reconstruction",
     "Linearisation", "Interpolator", "train_interpolators", "route_arm", "train_route", "measure_members",
     "chord_pairs", "compare_routes",
 ]
@@ -104,28 +104,6 @@ def _curvature(h_before: torch.Tensor, h: torch.Tensor, h_after: torch.Tensor, e
     miss = (h_after - 2 * h + h_before).pow(2).sum(-1)
     step = (h_after - h).pow(2).sum(-1) + (h - h_before).pow(2).sum(-1)
     return miss / (step + eps)
-
-
-def chord_deviation(features: object, x: torch.Tensor, x2: torch.Tensor, n_points: int = 11) -> torch.Tensor:
-    """How far the features bend away from a straight line along input chords, relative to the chord.
-
-    For each pair, with ``x_t = t x + (1 - t) x2`` and ``f = features``, the mean over ``n_points``
-    equally spaced ``t`` in [0, 1] of ``||f(x_t) - (t f(x) + (1 - t) f(x2))|| / ||f(x) - f(x2)||``:
-    zero for features affine along the chord, and scale-free. Returns one value per pair ``(B,)``.
-    """
-    if not callable(features):
-        raise TypeError(f"features must be a function or module mapping inputs to features, got "
-                        f"{type(features).__name__}")
-    x, x2 = check_tensor("x", x, min_dim=2), check_tensor("x2", x2, min_dim=2)
-    if x.shape != x2.shape:
-        raise ValueError(f"x2 must have the shape of x {tuple(x.shape)}, got {tuple(x2.shape)}")
-    if check_positive_int("n_points", n_points) < 2:
-        raise ValueError(f"n_points must be >= 2, got {n_points}")
-    ts = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
-    with torch.no_grad():
-        f = features((ts * x + (1 - ts) * x2).reshape(-1, x.shape[1])).reshape(n_points, x.shape[0], -1)
-    straight = ts * f[-1] + (1 - ts) * f[0]
-    return (f - straight).norm(dim=-1).mean(0) / (f[-1] - f[0]).norm(dim=-1).clamp_min(1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,12 +301,9 @@ def train_route(route: str, x: torch.Tensor, y: torch.Tensor, seeds: Sequence[in
 
 
 def _temperature_scaled(logits: torch.Tensor, labels: torch.Tensor, n_bins: int) -> tuple[float, float]:
-    """NLL and ECE on the second half of the rows after a temperature fitted (by NLL) on the first half."""
+    """NLL and ECE on the second half of the rows after the NLL-optimal temperature of the first half."""
     half = logits.shape[0] // 2
-    temperatures = torch.logspace(-1.5, 1.5, 301, dtype=torch.float64, device=logits.device).reshape(-1, 1, 1)
-    log_p = torch.log_softmax(logits[:half].double() / temperatures, -1)
-    losses = -log_p.gather(-1, labels[:half].expand(len(temperatures), -1).unsqueeze(-1)).mean((1, 2))
-    scaled = logits[half:].double() / temperatures[int(losses.argmin())]
+    scaled = logits[half:].double() / temperature_for_nll(logits[:half], labels[:half])
     return nll(scaled, labels[half:]), reliability(torch.softmax(scaled, 1), labels[half:], n_bins).ece
 
 

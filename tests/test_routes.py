@@ -9,6 +9,8 @@ import mixlib
 from mixlib import routes as fl
 from mixlib.data import Split, corrupt_labels
 from mixlib.ensemble import seeded_mlps
+from mixlib.flatness import chord_deviation
+from mixlib.metrics import temperature_for_nll
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +100,14 @@ def test_chord_deviation_zero_for_affine_features_and_scale_free():
     g = torch.Generator().manual_seed(3)
     x, x2 = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
     w = torch.randn(4, 5, generator=g)
-    assert torch.allclose(fl.chord_deviation(lambda t: t @ w + 1.0, x, x2), torch.zeros(6), atol=1e-5)
-    bent = fl.chord_deviation(lambda t: torch.relu(t @ w), x, x2)
+    assert torch.allclose(chord_deviation(lambda t: t @ w + 1.0, x, x2), torch.zeros(6), atol=1e-5)
+    bent = chord_deviation(lambda t: torch.relu(t @ w), x, x2)
     assert bent.shape == (6,) and bool((bent >= 0).all()) and float(bent.max()) > 0.01
-    assert torch.allclose(fl.chord_deviation(lambda t: 7 * torch.relu(t @ w), x, x2), bent, atol=1e-5)
+    assert torch.allclose(chord_deviation(lambda t: 7 * torch.relu(t @ w), x, x2), bent, atol=1e-5)
     with pytest.raises(ValueError, match="n_points"):
-        fl.chord_deviation(lambda t: t, x, x2, n_points=1)
+        chord_deviation(lambda t: t, x, x2, n_points=1)
     with pytest.raises(ValueError, match="x2"):
-        fl.chord_deviation(lambda t: t, x, x2[:3])
+        chord_deviation(lambda t: t, x, x2[:3])
 
 
 # --- training --------------------------------------------------------------------------------
@@ -208,14 +210,18 @@ def test_measure_members_checks_its_arguments(small_digits):
         fl.measure_members(models, small_digits, torch.tensor([[0, 1]]), n_bins=0)
 
 
-def test_temperature_scaling_undoes_a_rescaling_of_the_logits():
+def test_the_nll_temperature_undoes_a_rescaling_of_the_logits():
     g = torch.Generator().manual_seed(4)
     labels = torch.randint(0, 5, (400,), generator=g)
     logits = torch.randn(400, 5, generator=g) + 2.0 * torch.nn.functional.one_hot(labels, 5)
-    base = fl._temperature_scaled(logits, labels, 15)
+    base = temperature_for_nll(logits, labels)
+    grid_step = 10 ** (3 / 300)  # the grid's spacing in T
     for scale in (0.3, 4.0):
-        nll_ts, ece_ts = fl._temperature_scaled(scale * logits, labels, 15)
-        assert nll_ts == pytest.approx(base[0], rel=2e-2) and ece_ts == pytest.approx(base[1], abs=2e-2)
+        assert temperature_for_nll(scale * logits, labels) == pytest.approx(scale * base, rel=grid_step - 1)
+    nll_ts, ece_ts = fl._temperature_scaled(4.0 * logits, labels, 15)
+    assert nll_ts == pytest.approx(fl._temperature_scaled(logits, labels, 15)[0], rel=2e-2)
+    with pytest.raises(ValueError, match="labels"):
+        temperature_for_nll(logits, labels[:10])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -237,7 +243,7 @@ def test_routes_train_and_measure_on_cuda_like_on_the_cpu(small_digits):
 
 def test_bad_arguments_get_errors_that_name_them():
     with pytest.raises(TypeError, match="features"):
-        fl.chord_deviation("relu", torch.zeros(2, 3), torch.zeros(2, 3))
+        chord_deviation("relu", torch.zeros(2, 3), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="eps"):
         fl.curvature_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2), eps=-1.0)
     with pytest.raises(TypeError, match="ts"):
