@@ -147,7 +147,7 @@ class StackedMLP(_Forward, nn.Module):
 
     __call__ = nn.Module.__call__
 
-    def members(self, index: torch.Tensor) -> _Forward:
+    def _members(self, index: torch.Tensor) -> _Forward:
         """The members ``index`` (a 1-d int64 tensor) as a smaller stack; gradients reach this one."""
         return _Members(self, index)
 
@@ -211,7 +211,7 @@ def member_losses(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, run: Run,
     wide = run.recipe.terms != "all" and x.device.type != "mps"
     for members in groups.values():
         index = torch.tensor(members, device=x.device)
-        net, xs, ys = (stack, x, y) if len(members) == stack.size else (stack.members(index), x[index], y[index])
+        net, xs, ys = (stack, x, y) if len(members) == stack.size else (stack._members(index), x[index], y[index])
         choice = Draw.stack([draws[k] for k in members], torch.float64 if wide else x.dtype, x.device)
         losses = losses.index_add(0, index, recipe_loss(net, xs, ys, run.recipe, choice).to(losses.dtype))
     return losses
@@ -236,7 +236,7 @@ def fit_ensemble(
         extra_loss: a term added to every member's loss, as in :func:`~mixlib.train.fit`; it gets
             the whole :class:`StackedMLP` and returns one loss per member (an ``nn.Module``'s
             parameters, stacked with a leading member dimension, are trained too).
-        fast: use the hand-written backward pass of :mod:`mixlib._fastpath` when the recipe allows
+        fast: use the hand-written backward pass of ``mixlib/_fastpath.py`` when the recipe allows
             it (no ``extra_loss``, no ``interpolate``); ``False`` always differentiates by autograd.
         **fit_kwargs: the recipe (``recipe=`` or its fields) and the other arguments of
             :func:`~mixlib.train.fit` (``epochs``, ``batch_size``, ``x_test``, ``y_test`` shaped like

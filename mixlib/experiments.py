@@ -117,7 +117,7 @@ class Comparison:
         """``{method: Stat}`` of per-seed differences ``method - baseline`` on ``metric``.
 
         Each method is paired with the baseline seed by seed (same initial weights and
-        mini-batches); the :class:`Stat`'s ``ci95`` is the half-width of the 95 % Student-t
+        mini-batches); the :class:`~mixlib.stats.Stat`'s ``ci95`` is the half-width of the 95 % Student-t
         interval for the mean difference. The baseline itself is left out.
         """
         self._check_baseline(baseline)

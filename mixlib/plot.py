@@ -304,7 +304,7 @@ def forest(
     Args:
         ax: The axes to draw on.
         effects: ``{label: stat}`` with ``stat.mean`` and ``stat.ci95`` (a
-            :class:`mixlib.experiments.Stat`, for example from ``Comparison.paired``), drawn top
+            :class:`mixlib.stats.Stat`, for example from ``Comparison.paired``), drawn top
             to bottom in order.
         xlabel: The horizontal axis label (say what is subtracted from what).
         title: Optional panel title.

@@ -1,7 +1,7 @@
 """Explicit routes to a flat representation: chapter 07's alternatives to manifold mixup, as losses.
 
 Each route asks for flatness directly instead of hoping for it, and each is a change of the loss
-that :func:`mixlib.ensemble.fit_ensemble` (or :func:`mixlib.fit`) trains, not a trainer of its own:
+that :func:`mixlib.ensemble.fit_ensemble` (or :func:`mixlib.train.fit`) trains, not a trainer of its own:
 
 - **reconstruction** (:class:`Reconstruction`, an extra loss): a decoder must rebuild the input ``x``
   from the features ``F(x)``, so ``F`` keeps what distinguishes nearby inputs;
@@ -313,7 +313,7 @@ def measure_members(models: Sequence[nn.Module], data: Split, pairs: torch.Tenso
 
     One dict per model: ``test_accuracy``, ``test_nll``, ``test_ece``, ``confidence`` (mean top
     probability), ``nll_ts`` and ``ece_ts`` (on the second half of the test set after the temperature
-    that minimises the NLL on the first half), ``chord`` (mean :func:`chord_deviation` of the last
+    that minimises the NLL on the first half), ``chord`` (mean :func:`mixlib.flatness.chord_deviation` of the last
     hidden layer over the index ``pairs`` ``(P, 2)``), ``class_dim`` (participation ratio of the centred
     test-set class covariances, :func:`mixlib.flatness.class_dimension`) and, given the ``(K, n)``
     labels each model was trained on, ``train_fit``: how many of them it fits.

@@ -23,8 +23,6 @@ from .metrics import score
 from .recipe import METHODS, RECIPE_FIELDS, Recipe, draw, make_recipe, recipe_loss
 from .seeding import model_device
 
-__all__ = ["History", "fit", "evaluate", "mixed_loss", "prepare_run", "Run", "generators_for"]
-
 # A custom loss that replaces the recipe's: ``loss_fn(model, x_batch, y_batch, generator) -> scalar``.
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 # A term added to the recipe's loss: ``extra_loss(model, x, y, index) -> one loss per member``, with
@@ -334,7 +332,7 @@ def fit(
         y_test: their targets.
         loss_fn: replaces the recipe's loss: ``loss_fn(model, x_batch, y_batch, generator)``
             returns the scalar to minimise.
-        extra_loss: adds a term to the recipe's loss (see :data:`ExtraLoss`); the same function
+        extra_loss: adds a term to the recipe's loss (an ``ExtraLoss``, see the module); the same function
             serves :func:`mixlib.ensemble.fit_ensemble`.
         eval_every: evaluate and record every this many epochs (and after the last).
         progress: draw a progress bar; ``None`` decides by :func:`progress_enabled`.
