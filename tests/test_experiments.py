@@ -157,3 +157,38 @@ def test_merge_puts_two_comparisons_in_one_table():
         both.merge(mm)
     with pytest.raises(TypeError, match="Comparison"):
         erm.merge([])
+
+
+def test_a_method_may_be_a_recipe_and_trains_as_its_fields_do():
+    from mixlib.recipe import Recipe
+
+    as_fields = _compare(methods={"MM": {"method": "manifold", "alpha": 2.0, "layers": (1,)}})
+    as_recipe = _compare(methods={"MM": Recipe(method="manifold", alpha=2.0, layers=(1,))})
+    assert as_fields.rows == as_recipe.rows
+    alone = _compare(methods={"MM": Recipe(method="manifold", alpha=2.0, layers=(1,))}, vectorize=False)
+    assert as_recipe.values("MM", "test_nll") == pytest.approx(alone.values("MM", "test_nll"), rel=1e-4)
+    with pytest.raises(ValueError, match="Recipe"):
+        _compare(methods={"MM": "manifold"})
+
+
+def test_temperature_control_returns_a_new_comparison_and_leaves_its_argument_alone():
+    from mixlib.experiments import temperature_control
+
+    runs = _compare()
+    before = [dict(row) for row in runs.rows]
+    scaled = temperature_control(runs, _data(), "ERM", "manifold mixup")
+    assert runs.rows == before
+    assert scaled.methods == ["ERM at manifold mixup's confidence"]
+    assert scaled.values(scaled.methods[0], "test_accuracy") == runs.values("ERM", "test_accuracy")
+    merged = runs.merge(scaled)
+    assert merged.paired("ERM", "test_nll")[scaled.methods[0]].n == 2
+
+
+def test_stat_interval_is_the_signed_mean_and_its_t_interval():
+    stat = summarize([0.01, 0.03, 0.02, 0.04])
+    assert stat.low == pytest.approx(stat.mean - stat.ci95) and stat.high == pytest.approx(stat.mean + stat.ci95)
+    assert stat.interval() == f"{stat.mean:+.3f} [{stat.low:+.3f}, {stat.high:+.3f}]"
+    assert stat.interval(1) == "+0.0 [+0.0, +0.0]"
+    assert stat.excludes_zero() and not summarize([-1.0, 1.0, 0.5]).excludes_zero()
+    with pytest.raises(ValueError, match="digits"):
+        stat.interval(-1)
