@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_generator, check_positive, check_positive_int, check_seed, check_tensor, model_error
+from ._checks import check_data, check_device, check_generator, check_positive, check_positive_int, check_seed
 from .metrics import score
 from .recipe import METHODS, RECIPE_FIELDS, Recipe, draw, make_recipe, recipe_loss
 from .seeding import model_device
@@ -120,88 +120,6 @@ def generators_for(seed: int) -> tuple[torch.Generator, torch.Generator]:
 # Checks at the door: fit, fit_ensemble, evaluate and mixed_loss call these once per call.
 
 
-def check_data(
-    model: nn.Module, x: object, y: object, device: torch.device, names: tuple[str, str] = ("x", "y")
-) -> tuple[torch.Tensor, torch.Tensor, int | None]:
-    """Check a data set against ``model`` and move it to ``device``.
-
-    Returns ``(x, y, num_classes)`` with ``num_classes=None`` for float (regression) targets.
-    """
-    xn, yn = names
-    x = check_tensor(xn, x, min_dim=1)
-    y = check_tensor(yn, y, floating=False, min_dim=1)
-    for name, t in ((xn, x), (yn, y)):
-        if t.is_meta:
-            raise ValueError(f"{name} is a meta tensor (shape only, no data); pass real data")
-    if x.shape[0] == 0:
-        raise ValueError(f"{xn} must hold at least one example, got shape {tuple(x.shape)}")
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"{xn} and {yn} must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    if dtypes and x.dtype not in dtypes:
-        want = next(iter(dtypes))
-        raise TypeError(
-            f"{xn} has dtype {x.dtype} but the model's parameters are {want}; convert with {xn}.to({want})"
-        )
-    x, y = x.to(device), y.to(device)
-    if y.dtype == torch.bool or y.is_complex():
-        raise TypeError(f"{yn} must hold integer class labels (int64) or float regression targets, got {y.dtype}")
-    try:
-        with torch.no_grad():
-            out = model(x[:1])  # one trial example: the model and the data fit together
-    except RuntimeError as problem:
-        raise model_error(xn, x, problem) from None
-    except ValueError as problem:  # a model that checks its input (StagedNet) calls it x
-        if xn == "x":
-            raise
-        raise ValueError(f"{xn}: {problem}") from None
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the model must return a tensor for {xn}, got {type(out).__name__}")
-    if y.is_floating_point():
-        if y.dim() == 2 and y.shape[1] > 1:
-            raise ValueError(
-                f"{yn} has shape {tuple(y.shape)}: for classification pass integer class labels of shape "
-                f"({y.shape[0]},) (mixlib builds the one-hot targets); float targets of shape (n,) mean regression"
-            )
-        if y.dim() > 2:
-            raise ValueError(f"{yn} must have shape (n,) for regression targets, got {tuple(y.shape)}")
-        if out.numel() != 1:
-            raise ValueError(
-                f"{yn} holds float targets, which mean regression, but the model returns {out.numel()} outputs "
-                f"per example; for classification pass integer class labels (int64) of shape ({y.shape[0]},)"
-            )
-        return x, y.reshape(-1), None  # one target per example
-    if y.dim() != 1:
-        raise ValueError(f"{yn} must hold one class label per example, shape ({y.shape[0]},), got {tuple(y.shape)}")
-    if out.dim() != 2:
-        raise ValueError(f"for class labels {yn} the model must return logits of shape (n, classes) for {xn}, "
-                         f"got {tuple(out.shape)}")
-    width = out.shape[1]
-    low, high = int(y.min()), int(y.max())
-    if low < 0 or high >= width:
-        raise ValueError(
-            f"{yn} must hold class labels in [0, {width - 1}] (the model has {width} outputs), "
-            f"got values from {low} to {high}"
-        )
-    return x, y.long(), width
-
-
-def _check_device(device: object, model: nn.Module) -> torch.device:
-    if device is None:
-        return model_device(model)
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a torch.device or a name such as 'cpu' or 'cuda', got {device!r}")
-    try:
-        device = torch.device(device)
-    except (TypeError, RuntimeError):
-        raise ValueError(f"device must be a torch.device or a name such as 'cpu' or 'cuda', got {device!r}") from None
-    if device.type == "meta":
-        raise ValueError("device='meta' holds shapes without data; training needs a real device such as 'cpu'")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but CUDA is not available here; use 'cpu'")
-    return device
-
-
 @dataclass
 class Run:
     """Everything :func:`fit` and :func:`mixlib.ensemble.fit_ensemble` check before training."""
@@ -242,7 +160,7 @@ def prepare_run(
         raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
     if settings.get("method", "erm") not in METHODS:  # before the data is looked at
         raise ValueError(f"method must be one of {METHODS}, got {settings['method']!r}")
-    device = _check_device(device, model)
+    device = check_device(device, model_device(model))
     model.to(device)
     x, y, num_classes = check_data(model, x, y, device)
     recipe = make_recipe(model, recipe, num_classes=num_classes, **settings)

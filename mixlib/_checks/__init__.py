@@ -12,6 +12,8 @@ from .models import (
     check_blocks,
     check_callable,
     check_class_rows,
+    check_data,
+    check_device,
     check_knots,
     check_layer,
     check_layer_set,
@@ -57,6 +59,8 @@ from .values import (
 )
 
 __all__ = [
+    "check_data",
+    "check_device",
     "REDUCTIONS",
     "check_affine_head",
     "check_batch",
