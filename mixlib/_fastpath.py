@@ -75,7 +75,11 @@ def losses_and_gradients(
             if i in mixing_layers:
                 h = torch.lerp(_select_rows(h, rows), h, weights[mixing_layers.index(i)])
             inputs.append(h)
-            h = stack.block(i, h)
+            h = torch.baddbmm(stack.bias[i], h, stack.weight[i])
+            if stack.activations[i] is nn.ReLU:
+                h = torch.relu_(h)  # in place: baddbmm needs only its inputs for the backward
+            elif stack.activations[i] is nn.Tanh:
+                h = torch.tanh_(h)
             outputs.append(h)
     # The loss on the outputs, and its gradient with respect to them, by autograd.
     out = h.detach().requires_grad_()

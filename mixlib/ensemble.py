@@ -269,7 +269,6 @@ def fit_ensemble(
     streams = [generators_for(s) for s in seeds]  # (shuffle, mixing) per member, as in fit
     histories = [History() for _ in models]
     n = xs.shape[1]
-    rows = torch.arange(size, device=run.device).unsqueeze(1)
     bar = tqdm(range(1, run.epochs + 1), desc=f"{run.recipe.method} x{size}", disable=not run.show, leave=False)
     for epoch in bar:
         orders = torch.stack([torch.randperm(n, generator=shuffle) for shuffle, _ in streams]).to(run.device)
@@ -277,7 +276,7 @@ def fit_ensemble(
         for start in range(0, n, run.batch_size):
             index = orders[:, start : start + run.batch_size]  # (K, B): each member's rows
             draws = [draw(run.recipe, index.shape[1], mixing) for _, mixing in streams]
-            xb, yb = xs[rows, index], ys[rows, index]
+            xb, yb = _rows(xs, index), _rows(ys, index)
             if use_fast:
                 losses = _fastpath.losses_and_gradients(stack, xb, yb, run.recipe, draws)
             else:
@@ -300,6 +299,13 @@ def fit_ensemble(
         stack.write_back_one(k, model)
         model.eval()
     return histories
+
+
+def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``t[k, index[k]]`` for every member: ``t`` is ``(K, n, ...)``, ``index`` ``(K, B)``."""
+    if t.stride(0) == 0:  # one data set shared by all members: one index_select on its rows
+        return t[0].index_select(0, index.reshape(-1)).reshape(*index.shape, *t.shape[2:])
+    return t[torch.arange(len(t), device=t.device).unsqueeze(1), index]
 
 
 def _step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], lr_k: torch.Tensor | None) -> None:
