@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import SITE
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from site_helpers import (  # noqa: F401 - fixtures
     AXE_EXCLUDED,
     AXE_FAILING,
@@ -261,6 +262,11 @@ _AXE_VIEWS += [(page, "dark", DESKTOP) for page in _DARK_SAMPLE + ["search.html?
 _AXE_VIEWS.append((PAGES[0], "light", PHONE))
 
 
+_SCROLLABLE_HAVE_TAB_STOPS = """() => [...document.querySelectorAll(
+    "pre, .cell_output > .output, .pst-scrollable-table-container")].every(
+    e => !(e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight) || e.tabIndex === 0)"""
+
+
 @pytest.mark.parametrize(("page_path", "mode", "width"), _AXE_VIEWS,
                          ids=[f"{p}-{m}-{w}" for p, m, w in _AXE_VIEWS])
 def test_no_serious_accessibility_violations(browser, site_url, page_path, mode, width):  # noqa: F811
@@ -269,6 +275,13 @@ def test_no_serious_accessibility_violations(browser, site_url, page_path, mode,
     page, _ = visit(browser, site_url + page_path, color_scheme=mode, width=width)
     try:
         assert page.evaluate("document.documentElement.dataset.theme") == mode
+        # The theme gives every region that scrolls a tab stop, on a 300 ms debounce after the
+        # layout settles; on a busy machine that can come after the visit's settling time. Wait
+        # for it (at most 10 s): if it never comes, axe below reports the regions by name.
+        try:
+            page.wait_for_function(_SCROLLABLE_HAVE_TAB_STOPS, timeout=10_000)
+        except PlaywrightTimeout:
+            pass
         violations = [v for v in axe_violations(page) if v["impact"] in AXE_FAILING]
         report = [f"{v['impact']} {v['id']} ({v['help']}) at {v['targets'][:5]}: {v['summaries'][:1]}"
                   for v in violations]
