@@ -65,9 +65,9 @@ __all__ = [
 ]
 
 #: Seconds one call of the learner's function may run (generous for two slow CPU cores).
-TIME_LIMIT = runner.TIME_LIMIT
-#: Seconds all the calls of one check may run together.
-CHECK_TIME_LIMIT = runner.CHECK_TIME_LIMIT
+TIME_LIMIT = 10.0
+#: Seconds all the calls of one check may run together (read at each check: set it to change it).
+CHECK_TIME_LIMIT = 60.0
 #: How many lines of the learner's printed output a feedback shows.
 OUTPUT_LINES = runner.OUTPUT_LINES
 
@@ -214,7 +214,7 @@ def call(answer: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Fe
     session = runner.current_session()
     if session is None:  # called outside a checker: give it a session of its own
         name = getattr(answer, "__name__", "function")
-        with runner.checking(name, (), f"{name}(...)", None):
+        with runner.checking(name, (), f"{name}(...)", TIME_LIMIT, CHECK_TIME_LIMIT):
             return call(answer, *args, **kwargs)
     given, given_kwargs = runner.copy_for_learner(args), runner.copy_for_learner(kwargs)
     session.given, session.given_kwargs = given, given_kwargs
@@ -288,7 +288,8 @@ def checker(signature: str) -> Callable[[Callable[[Callable[..., Any]], Feedback
             problem = check_callable(answer, name)
             if problem is not None:
                 return finish(problem, strict)
-            with runner.checking(name, arg_names, signature, time_limit) as session:
+            limit = TIME_LIMIT if time_limit is None else time_limit
+            with runner.checking(name, arg_names, signature, limit, CHECK_TIME_LIMIT) as session:
                 try:
                     feedback = body(answer)
                 except KeyboardInterrupt:

@@ -42,10 +42,6 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Seconds one call of the learner's function may run (generous for two slow CPU cores).
-TIME_LIMIT = 10.0
-#: Seconds all the calls of one check may run together.
-CHECK_TIME_LIMIT = 60.0
 #: How many lines of the learner's printed output a feedback shows, and how long each may be.
 OUTPUT_LINES = 5
 _OUTPUT_WIDTH = 160
@@ -181,19 +177,19 @@ def current_session() -> Session | None:
 
 
 @contextlib.contextmanager
-def checking(name: str, arg_names: tuple[str, ...], signature: str, time_limit: float | None,
+def checking(name: str, arg_names: tuple[str, ...], signature: str, time_limit: float, budget: float,
              ) -> Iterator[Session]:
     """Run the body as one check: a fresh :class:`Session`, and the global state restored after it.
 
-    ``time_limit`` is the limit of one call (:data:`TIME_LIMIT` when ``None``); all the calls
-    together may run for :data:`CHECK_TIME_LIMIT`, or for ``time_limit`` if that is longer.
+    ``time_limit`` is the limit of one call; all the calls together may run for ``budget`` seconds,
+    or for ``time_limit`` if that is longer.
     """
     global _session
     outer = _session
-    limit = TIME_LIMIT if time_limit is None else float(time_limit)
+    limit = float(time_limit)
     if not limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    session = Session(name, arg_names, signature, limit, max(CHECK_TIME_LIMIT, limit))
+    session = Session(name, arg_names, signature, limit, max(float(budget), limit))
     state = State(rng=True)
     _session = session
     try:
