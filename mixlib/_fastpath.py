@@ -33,6 +33,16 @@ def _select_rows(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, t.shape[-1]).index_select(0, rows).reshape(t.shape)
 
 
+#: The methods whose mixing this module writes out by hand. A method added to mixlib.recipe trains
+#: on the plain autograd path until it is taught here too (and tested against it).
+METHODS = ("erm", "input", "manifold", "target")
+
+
+def handles(recipe: Recipe) -> bool:
+    """Whether this fast path computes ``recipe``'s loss (no learned interpolator, a method it knows)."""
+    return recipe.method in METHODS and recipe.interpolate is None
+
+
 def losses_and_gradients(
     stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, draws: list[Draw]
 ) -> torch.Tensor:
@@ -58,7 +68,7 @@ def losses_and_gradients(
         # Member k's partners as flat indices into the K * B rows, and the inverse permutation.
         rows = (perm + torch.arange(members, device=device).unsqueeze(1) * batch).reshape(-1)
         inverse_rows = torch.empty_like(rows).scatter_(0, rows, torch.arange(members * batch, device=device))
-        if recipe.terms == "all":
+        if recipe.terms == "all" and recipe.method != "target":  # target-only mixing mixes no layer
             # Member k mixes its hidden state at its own layer (layer l is the input of block l). A
             # member that mixes elsewhere gets weight 1 there: lerp(partner, h, 1) is h exactly.
             chosen = np.array([d.layer for d in draws])

@@ -236,8 +236,9 @@ def fit_ensemble(
         extra_loss: a term added to every member's loss, as in :func:`~mixlib.train.fit`; it gets
             the whole :class:`StackedMLP` and returns one loss per member (an ``nn.Module``'s
             parameters, stacked with a leading member dimension, are trained too).
-        fast: use the hand-written backward pass of ``mixlib/_fastpath.py`` when the recipe allows
-            it (no ``extra_loss``, no ``interpolate``); ``False`` always differentiates by autograd.
+        fast: use the hand-written backward pass of ``mixlib/_fastpath.py`` for the recipes it
+            writes out (no ``extra_loss``, no ``interpolate``, a method it knows); ``False``
+            always differentiates :func:`member_losses` by autograd.
         **fit_kwargs: the recipe (``recipe=`` or its fields) and the other arguments of
             :func:`~mixlib.train.fit` (``epochs``, ``batch_size``, ``x_test``, ``y_test`` shaped like
             ``x`` and ``y``, ``device``, ...), except ``seed`` and ``loss_fn``.
@@ -265,7 +266,7 @@ def fit_ensemble(
     # take the step of lr = 1 and keep the share lr[k] of it (see _step).
     optimizer = adam_with_zero_grads(params, run, fused=True)
     lr_k = None if lrs is None else torch.tensor(lrs, dtype=stack.weight[0].dtype, device=run.device)
-    use_fast = fast and extra_loss is None and run.recipe.interpolate is None
+    use_fast = fast and extra_loss is None and _fastpath.handles(run.recipe)
     streams = [generators_for(s) for s in seeds]  # (shuffle, mixing) per member, as in fit
     histories = [History() for _ in models]
     n = xs.shape[1]

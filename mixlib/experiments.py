@@ -243,7 +243,8 @@ def compare_methods(
         data: The train/test split; the model is trained on the training part.
         seeds: The seeds, at least one; use ten or more for a claim about the methods.
         methods: ``{name: Recipe}`` or ``{name: fit arguments}``, the latter with a ``"method"`` in
-            ``("erm", "input", "manifold")`` and any other field of :class:`~mixlib.recipe.Recipe`
+            ``("erm", "input", "manifold", "target")`` (``"target"``: target-only mixing, the mixed
+            targets of input mixup on the unmixed inputs) and any other field of :class:`~mixlib.recipe.Recipe`
             or argument of :func:`~mixlib.train.fit` (``alpha``, ``loss``, ``layers``, ``lr``, ...);
             default :data:`PAPER_METHODS`.
         measure: Optional ``measure(model, data) -> {name: number}``, called on each trained

@@ -3,7 +3,9 @@
 The mixing follows the official manifold-mixup code: per mini-batch, one ``lam`` drawn from
 Beta(alpha, alpha), one random permutation as the pairing and, for manifold mixup, one layer
 drawn uniformly from the eligible set (which contains 0, the input). The targets are the one-hot
-labels mixed with the same ``lam`` and pairing.
+labels mixed with the same ``lam`` and pairing. Target-only mixing (``method="target"``) makes the
+same draws and mixes the targets alone: the network sees the unmixed batch, a control that shows how
+much of mixup's effect comes from its soft targets.
 
 Three training losses (``loss=``), all linear in the target:
 
@@ -44,7 +46,7 @@ __all__ = [
     "partner", "soft_targets", "criterion", "terms_loss", "recipe_loss",
 ]
 
-METHODS = ("erm", "input", "manifold")
+METHODS = ("erm", "input", "manifold", "target")
 LOSSES = ("ce", "bce", "mse")
 #: The values of :attr:`Recipe.terms`: which terms of the last-layer squared loss to keep.
 TERMS_OPTIONS = ("all", "ordinary", "cross", "mean", "noise")
@@ -55,7 +57,9 @@ class Recipe:
     """Every setting of a training loss, declared once; :func:`make_recipe` checks them.
 
     Attributes:
-        method: ``"erm"``, ``"input"`` (input mixup) or ``"manifold"`` (manifold mixup).
+        method: ``"erm"``, ``"input"`` (input mixup), ``"manifold"`` (manifold mixup) or ``"target"``
+            (target-only mixing: the unmixed batch against the mixed targets
+            ``lam one_hot(y) + (1 - lam) one_hot(y[perm])``).
         alpha: the Beta(alpha, alpha) parameter of the mixing weight; ignored for ERM.
         loss: ``"ce"`` (cross-entropy, the default for labels), ``"bce"`` (the official code's
             BCE on softmax outputs) or ``"mse"`` (squared loss on one-hot targets; the default
@@ -157,7 +161,7 @@ def _check_layers(model: nn.Module, r: Recipe) -> tuple[int, ...]:
 
 def _no_layers(r: Recipe) -> tuple[int, ...]:
     if r.layers is not None:
-        mixes = "nothing" if r.method == "erm" else "the input"
+        mixes = {"erm": "nothing", "input": "the input", "target": "only the targets"}[r.method]
         raise ValueError(f"layers is for method='manifold'; method={r.method!r} mixes {mixes}")
     if r.block_grad:
         raise ValueError("block_grad is for method='manifold' (it stops the gradient below the mixing layer)")
@@ -307,11 +311,13 @@ def recipe_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Reci
     if recipe.method == "erm":
         return criterion(model(x).reshape(target.shape), target, recipe.loss)
     lam, perm = choice.lam, choice.perm.to(x.device)
-    if recipe.terms != "all":
+    if recipe.method == "target":  # the draws of input mixup, but the network sees the unmixed batch
+        out = model(x)
+    elif recipe.terms != "all":
         noise = None if choice.noise is None else choice.noise.to(x.device)
         lam = lam if isinstance(lam, float) else lam.reshape(-1, 1)  # one per member, against (K, B)
         return terms_loss(model(x), target, lam, lambda t: partner(t, perm), recipe.terms, noise)
-    if recipe.method == "manifold":
+    elif recipe.method == "manifold":
         h = model.features(x, choice.layer)  # the hidden state at the mixing layer
         if recipe.block_grad:
             h = h.detach()  # no gradient reaches the blocks below the mixing layer

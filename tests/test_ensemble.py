@@ -40,6 +40,8 @@ CONFIGS = [
     {"method": "manifold", "alpha": 2.0, "loss": "mse", "layers": (2,), "terms": "mean"},
     {"method": "manifold", "alpha": 2.0, "loss": "mse", "layers": (2,), "terms": "noise"},
     {"method": "manifold", "alpha": 2.0, "weight_decay": 1e-4, "batch_size": 50},
+    {"method": "target", "alpha": 1.0},
+    {"method": "target", "alpha": 0.4, "loss": "mse", "label_smoothing": 0.1},
 ]
 
 
@@ -320,3 +322,13 @@ def test_stacked_mlp_members_are_the_seeded_mlps():
         torch.testing.assert_close(stack(x)[k], alone(x))
         torch.testing.assert_close(stack.member(k)(x), alone(x))
         torch.testing.assert_close(stack.features(x, 1)[k], alone.features(x, 1))
+
+
+def test_the_fast_path_takes_only_the_recipes_it_writes_out():
+    import mixlib._fastpath as fastpath
+
+    base = make_recipe(_build(0), method="input", alpha=1.0, num_classes=10)
+    assert fastpath.handles(base)
+    assert not fastpath.handles(dataclasses.replace(base, interpolate=lambda x, x2, lam: x))
+    assert not fastpath.handles(dataclasses.replace(base, method="some new method"))  # autograd path
+

@@ -192,3 +192,23 @@ def test_stat_interval_is_the_signed_mean_and_its_t_interval():
     assert stat.excludes_zero() and not summarize([-1.0, 1.0, 0.5]).excludes_zero()
     with pytest.raises(ValueError, match="digits"):
         stat.interval(-1)
+
+
+def test_target_only_mixing_is_an_arm_of_its_own_paired_with_the_others():
+    data = mixlib.two_moons(n=60, seed=0)
+    methods = {**PAPER_METHODS, "target-only mixing": {"method": "target", "alpha": 1.0}}
+    kwargs = dict(seeds=[0, 1], methods=methods, epochs=3, batch_size=20)
+    together = compare_methods(lambda: mlp(2, [8], 2), data, **kwargs)  # each method's seeds as one ensemble
+    alone = compare_methods(lambda: mlp(2, [8], 2), data, vectorize=False, **kwargs)  # one fit call per seed
+    assert together.methods == list(methods) and together.seeds("target-only mixing") == [0, 1]
+    for seed in (0, 1):
+        mine = together.models[("target-only mixing", seed)]
+        for p, q in zip(mine.parameters(), alone.models[("target-only mixing", seed)].parameters(), strict=True):
+            assert torch.allclose(p, q, atol=1e-5)
+        # the same initial weights and mini-batches as the other arms, but a training of its own
+        # (far beyond the 1e-5 by which an ensemble member may differ from its fit run)
+        weights = torch.cat([p.detach().ravel() for p in mine.parameters()])
+        for other in ("ERM", "input mixup"):
+            theirs = torch.cat([p.detach().ravel() for p in together.models[(other, seed)].parameters()])
+            assert (weights - theirs).abs().max() > 1e-2, f"target-only mixing trained like {other} at seed {seed}"
+    assert set(together.paired("ERM", "test_nll")) == {"input mixup", "manifold mixup", "target-only mixing"}

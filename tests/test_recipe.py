@@ -14,7 +14,7 @@ from mixlib import metrics
 from mixlib.data import corrupt_labels
 from mixlib.experiments import compare_methods
 from mixlib.mixing import bce_on_softmax, mixed_cross_entropy, mixup, one_hot
-from mixlib.recipe import make_recipe, terms_loss
+from mixlib.recipe import draw, make_recipe, recipe_loss, terms_loss
 from mixlib.stats import paired_difference
 from mixlib.train import fit, mixed_loss
 
@@ -100,6 +100,32 @@ def test_terms_add_up_and_mean_is_the_average_over_pairings():
     assert not torch.allclose(g_noise, g_mean)
 
 
+def test_target_only_mixing_sees_the_unmixed_batch_against_the_mixed_targets():
+    mixlib.seed_everything(0)
+    model = mixlib.mlp(2, [8], 3)
+    x, y = torch.randn(10, 2), torch.randint(0, 3, (10,))
+    target_only = make_recipe(model, method="target", alpha=1.0, num_classes=3)
+    input_mixup = make_recipe(model, method="input", alpha=1.0, num_classes=3)
+    # the draws of input mixup at the same generator state: one lam and one pairing per mini-batch
+    choice = draw(target_only, 10, torch.Generator().manual_seed(7))
+    same = draw(input_mixup, 10, torch.Generator().manual_seed(7))
+    assert choice.lam == same.lam and torch.equal(choice.perm, same.perm)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    loss = recipe_loss(model, x, y, target_only, choice)
+    assert len(seen) == 1 and torch.equal(seen[0], x)  # one forward pass, on the unmixed inputs
+    out, lam, perm = model(x), choice.lam, choice.perm
+    expected = lam * nn.functional.cross_entropy(out, y) + (1 - lam) * nn.functional.cross_entropy(out, y[perm])
+    assert torch.allclose(loss, expected)
+    # and so it is neither ERM's loss nor input mixup's
+    assert not torch.allclose(loss, nn.functional.cross_entropy(out, y))
+    assert not torch.allclose(loss, recipe_loss(model, x, y, input_mixup, same))
+    # the other losses take the same mixed targets
+    mse = recipe_loss(model, x, y, make_recipe(model, method="target", loss="mse", num_classes=3), choice)
+    soft = lam * one_hot(y, 3) + (1 - lam) * one_hot(y[perm], 3)
+    assert torch.allclose(mse, 0.5 * ((out - soft) ** 2).sum(1).mean())
+
+
 def test_recipe_rejects_inconsistent_options():
     model = mixlib.mlp(2, [4, 4], 3)
     with pytest.raises(ValueError, match="terms"):
@@ -112,6 +138,12 @@ def test_recipe_rejects_inconsistent_options():
         make_recipe(model, method="input", layers=(1,), num_classes=3)
     with pytest.raises(ValueError, match="block_grad"):
         make_recipe(model, method="erm", block_grad=True, num_classes=3)
+    with pytest.raises(ValueError, match="layers is for method='manifold'; method='target' mixes only the targets"):
+        make_recipe(model, method="target", alpha=1.0, layers=(1,), num_classes=3)
+    with pytest.raises(ValueError, match="interpolate is for method='input'"):
+        make_recipe(model, method="target", alpha=1.0, interpolate=lambda a, b, lam: a, num_classes=3)
+    with pytest.raises(ValueError, match="alpha"):
+        make_recipe(model, method="target", alpha=0.0, num_classes=3)
     with pytest.raises(ValueError, match="loss"):
         make_recipe(model, loss="hinge", num_classes=3)
     with pytest.raises(ValueError, match="loss"):
