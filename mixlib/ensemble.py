@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import _fastpath
-from ._checks import check_positive, check_seed
+from ._checks import check_flag, check_positive, check_seeds
 from .manifold import StagedNet, mlp
 from .metrics import score
 from .recipe import Draw, draw, recipe_loss
@@ -178,8 +178,8 @@ def seeded_mlps(seeds: Sequence[int], *args: object, **kwargs: object) -> list[S
     """
     with torch.random.fork_rng(devices=[]):
         models = []
-        for s in seeds:
-            torch.manual_seed(check_seed("seeds[i]", s))
+        for s in check_seeds(seeds):
+            torch.manual_seed(s)
             models.append(mlp(*args, **kwargs))
     return models
 
@@ -248,15 +248,10 @@ def fit_ensemble(
     """
     models = _check_models(models)
     size = len(models)
-    if not isinstance(seeds, (str, bytes)) and isinstance(seeds, Iterable):
-        seeds = list(seeds)  # a list, a range or a NumPy array
-    if not isinstance(seeds, list) or len(seeds) != size:
-        raise ValueError(f"seeds must be a sequence with one seed per model ({size}), got {seeds!r}")
-    seeds = [check_seed("seeds[i]", s) for s in seeds]
+    seeds = check_seeds(seeds, size=size)
     if "loss_fn" in fit_kwargs or "seed" in fit_kwargs:
         raise ValueError("fit_ensemble takes seeds= (one per model) and no loss_fn; add a term with extra_loss")
-    if not isinstance(fast, bool):
-        raise TypeError(f"fast must be True or False, got {fast!r}")
+    check_flag("fast", fast)
     lrs = _check_lrs(lr, size)
     extra_params = check_losses(None, extra_loss)
     run, xs, ys, x_test, y_test = _prepare(models, x, y, lr, lrs, fit_kwargs)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Any
 
 import torch
 from torch import nn
 
+from ._checks import check_choice, check_flag, check_seeds
 from .data import Split
 from .ensemble import fit_ensemble, stackable
 from .metrics import classification_report, logits, mean_confidence, nll, reliability, score, temperature_for_confidence
@@ -72,10 +72,8 @@ class Comparison:
 
     def values(self, method: str, metric: str) -> list[float]:
         """The values of ``metric`` for ``method``, one per seed, in seed order."""
-        if method not in self.methods:
-            raise ValueError(f"method must be one of {self.methods}, got {method!r}")
-        if metric not in self.metrics:
-            raise ValueError(f"metric must be one of {self.metrics}, got {metric!r}")
+        check_choice("method", method, self.methods)
+        check_choice("metric", metric, self.metrics)
         return [row[metric] for row in self.rows if row["method"] == method]
 
     def summary(self) -> dict[str, dict[str, Stat]]:
@@ -121,8 +119,7 @@ class Comparison:
         interval for the mean difference. The baseline itself is left out.
         """
         self._check_baseline(baseline)
-        if not isinstance(metric, str) or metric not in self.metrics:
-            raise ValueError(f"metric must be one of {self.metrics}, got {metric!r}")
+        check_choice("metric", metric, self.metrics)
         base = dict(zip(self.seeds(baseline), self.values(baseline, metric), strict=True))
         out: dict[str, Stat] = {}
         for method in self.methods:
@@ -142,13 +139,11 @@ class Comparison:
         if not metrics:
             raise ValueError("metrics must name at least one metric (or be None for all)")
         for k in metrics:
-            if k not in self.metrics:
-                raise ValueError(f"metrics: each metric must be one of {self.metrics}, got {k!r}")
+            check_choice("metrics: each metric", k, self.metrics)
         return metrics
 
     def _check_baseline(self, baseline: object) -> None:
-        if not isinstance(baseline, str) or baseline not in self.methods:
-            raise ValueError(f"baseline must be one of the methods {self.methods}, got {baseline!r}")
+        check_choice("baseline method", baseline, self.methods)
 
     def paired_table(self, baseline: str, metrics: Iterable[str] | None = None, *, digits: int = 3) -> str:
         """A plain-text table of paired differences to ``baseline``: ``mean [low, high]`` per metric.
@@ -268,23 +263,12 @@ def compare_methods(
         raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
     if not isinstance(data, Split):
         raise TypeError(f"data must be a mixlib Split (for example mixlib.digits()), got {type(data).__name__}")
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
-        raise TypeError("seeds must be a collection of ints, for example range(10)")
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must contain at least one seed")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, Integral) or not 0 <= s < 2**63:
-            raise ValueError(f"seeds must be ints in [0, 2**63), got {s!r}")
-    seeds = [int(s) for s in seeds]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
+    seeds = check_seeds(seeds, distinct=True)
     methods = _check_methods(methods)
     if measure is not None and not callable(measure):
         raise TypeError(f"measure must be callable, got {type(measure).__name__}")
-    for name, flag in (("keep_models", keep_models), ("vectorize", vectorize)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    for name, flag in (("keep_models", keep_models), ("vectorize", vectorize), ("track_test", track_test)):
+        check_flag(name, flag)
     clash = set(fit_kwargs) & _RESERVED
     if clash:
         raise ValueError(f"do not pass {sorted(clash)}: compare_methods sets them (use methods= for method/alpha)")
@@ -292,8 +276,6 @@ def compare_methods(
     fit_kwargs.setdefault("progress", False)
     if device is not None:
         fit_kwargs["device"] = device
-    if not isinstance(track_test, bool):
-        raise TypeError(f"track_test must be True or False, got {type(track_test).__name__}")
     if track_test:
         fit_kwargs.update(x_test=data.x_test, y_test=data.y_test)
 
@@ -371,9 +353,8 @@ def temperature_control(
         raise TypeError(f"comparison must be a Comparison, got {type(comparison).__name__}")
     if not isinstance(data, Split) or data.num_classes is None:
         raise TypeError("data must be the classification Split the comparison was trained on")
-    for arg, value in (("method", method), ("match", match)):
-        if not isinstance(value, str) or value not in comparison.methods:
-            raise ValueError(f"{arg} must be one of the comparison's methods {comparison.methods}, got {value!r}")
+    check_choice("method", method, comparison.methods)
+    check_choice("match", match, comparison.methods)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a string or None, got {type(name).__name__}")
     name = name or f"{method} at {match}'s confidence"

@@ -27,7 +27,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from ._checks import check_lam, check_positive, check_positive_int, check_seed, check_tensor
+from ._checks import check_lam, check_positive, check_positive_int, check_seed, check_seeds, check_tensor
 from .data import Split
 from .ensemble import StackedMLP, fit_ensemble, seeded_mlps
 from .experiments import Comparison
@@ -209,7 +209,7 @@ def train_interpolators(
     Returns the trained interpolators, frozen and in eval mode.
     """
     x = check_tensor("x", x, min_dim=2)
-    seeds = [check_seed("seeds[i]", s) for s in seeds]
+    seeds = check_seeds(seeds)
     epochs, batch_size = check_positive_int("epochs", epochs), check_positive_int("batch_size", batch_size)
     lr, code = check_positive("lr", lr), check_positive_int("code", code)
     if isinstance(consistency, bool) or not isinstance(consistency, (int, float)) or not consistency >= 0:
@@ -290,7 +290,7 @@ def train_route(route: str, x: torch.Tensor, y: torch.Tensor, seeds: Sequence[in
     ``x`` is ``(n, d)``, or ``(K, n, d)`` with ``y`` ``(K, n)`` for one training set per member.
     Returns the trained models (eval mode) and the route's extra loss (its decoder, for example), if any.
     """
-    seeds = [check_seed("seeds[i]", s) for s in seeds]
+    seeds = check_seeds(seeds)
     in_dim = x.shape[-1]
     models = seeded_mlps(seeds, in_dim, list(hidden), num_classes)
     arm = route_arm(route, seeds, config=config, width=hidden[-1], in_dim=in_dim, trajectories=trajectories,
@@ -378,7 +378,7 @@ def compare_routes(regimes: dict[str, Split], seeds: Sequence[int], routes: dict
     for name, route in routes.items():
         if route not in ROUTES:
             raise ValueError(f"routes[{name!r}] must be one of {ROUTES}, got {route!r}")
-    seeds = [check_seed("seeds[i]", s) for s in seeds]
+    seeds = check_seeds(seeds)
     first = splits[0]
     pairs = chord_pairs(len(first.x_test), n_pairs).to(first.x_test.device)
     labels = torch.cat([split.y_train.expand(len(seeds), -1) for split in splits])  # (regimes * seeds, n)

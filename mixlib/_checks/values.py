@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
 
 import torch
@@ -134,6 +134,26 @@ def check_seed(name: str, value: object, high: int = 2**63) -> int:
     if not 0 <= value < high:
         raise ValueError(f"{name} must be an int in [0, 2**{high.bit_length() - 1}), got {value}")
     return int(value)
+
+
+def check_seeds(seeds: object, size: int | None = None, distinct: bool = False) -> list[int]:
+    """``seeds`` as a non-empty list of ints in ``[0, 2**63)`` (a list, a range or a NumPy array).
+
+    ``size``: the number of seeds needed (one per model); ``distinct``: refuse a seed given twice.
+    """
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds must be a collection of ints, for example range(10), got {type(seeds).__name__}")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must contain at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, Integral) or not 0 <= s < 2**63:
+            raise ValueError(f"seeds must be ints in [0, 2**63), got {s!r}")
+    if size is not None and len(seeds) != size:
+        raise ValueError(f"seeds must be a sequence with one seed per model ({size}), got {len(seeds)} seeds")
+    if distinct and len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    return [int(s) for s in seeds]
 
 
 def check_fraction(name: str, value: object, *, low: float = 0.0, high: float = 1.0) -> float:
