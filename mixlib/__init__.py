@@ -9,7 +9,8 @@ chords, class subspaces and distances),
 :mod:`~mixlib.metrics`, :mod:`~mixlib.recipe` (the training loss of one mini-batch, declared
 once), :mod:`~mixlib.train` (the training loop), :mod:`~mixlib.ensemble` (many seeds as one
 model), :mod:`~mixlib.experiments` and :mod:`~mixlib.stats` (methods compared over seeds, paired
-intervals), :mod:`~mixlib.routes` (explicit routes to a flat representation, as losses),
+intervals), :mod:`~mixlib.tuning` (each arm's learning rate and stopping epoch chosen on held-out
+training data), :mod:`~mixlib.routes` (explicit routes to a flat representation, as losses),
 :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
 
 The names most used in the book are re-exported here, so that ``mixlib.sample_lambda`` is
