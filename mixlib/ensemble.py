@@ -32,7 +32,7 @@ from .metrics import score
 from .recipe import Draw, draw, recipe_loss
 from .train import ExtraLoss, History, Run, adam_with_zero_grads, check_losses, generators_for, prepare_run
 
-__all__ = ["StackedMLP", "stackable", "seeded_mlps", "fit_ensemble"]
+__all__ = ["StackedMLP", "stackable", "seeded_mlps", "member_losses", "fit_ensemble"]
 
 _ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
 

@@ -66,7 +66,7 @@ __all__ = [
 
 #: Seconds one call of the learner's function may run (generous for two slow CPU cores).
 TIME_LIMIT = 10.0
-#: Seconds all the calls of one check may run together (read at each check: set it to change it).
+#: Seconds all the calls of one check may run together; read at each check, so setting it takes effect.
 CHECK_TIME_LIMIT = 60.0
 #: How many lines of the learner's printed output a feedback shows.
 OUTPUT_LINES = runner.OUTPUT_LINES
