@@ -29,7 +29,7 @@ from . import _fastpath
 from ._checks import check_flag, check_positive, check_seeds
 from .manifold import StagedNet, mlp
 from .metrics import score
-from .recipe import Draw, draw, recipe_loss
+from .recipe import Draw, Recipe, draw, recipe_loss
 from .train import ExtraLoss, History, Run, adam_with_zero_grads, check_losses, generators_for, prepare_run
 
 __all__ = ["StackedMLP", "stackable", "seeded_mlps", "member_losses", "fit_ensemble"]
@@ -86,8 +86,15 @@ class _Forward:
     depth: int
     size: int
 
-    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:  # pragma: no cover - defined below
+    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor, type | None]:  # pragma: no cover
+        """Layer ``i``'s stacked bias ``(K, 1, out)``, weight ``(K, in, out)`` and activation."""
         raise NotImplementedError
+
+    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Layer ``i`` (a block, or the head for ``i = depth``) applied to ``h`` ``(K, B, in)``."""
+        bias, weight, act = self.layer(i)
+        out = torch.baddbmm(bias, h, weight)
+        return out if act is None else _ACTIVATIONS[act](out)
 
     def features(self, x: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """The hidden states at ``layer`` (default the last), for inputs ``(K, B, d)`` or shared ``(B, d)``."""
@@ -135,11 +142,9 @@ class StackedMLP(_Forward, nn.Module):
         """The stack of :func:`seeded_mlps`."""
         return cls(seeded_mlps(seeds, *args, **kwargs))
 
-    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        """Layer ``i`` (a block, or the head for ``i = depth``) applied to ``h`` ``(K, B, in)``."""
-        out = torch.baddbmm(self.bias[i], h, self.weight[i])
-        act = self.activations[i]
-        return out if act is None else _ACTIVATIONS[act](out)
+    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor, type | None]:
+        """Layer ``i``'s stacked bias ``(K, 1, out)``, weight ``(K, in, out)`` and activation."""
+        return self.bias[i], self.weight[i], self.activations[i]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The outputs ``(K, B, out)`` for inputs ``(K, B, d)``, or ``(B, d)`` shared by all members."""
@@ -191,13 +196,13 @@ class _Members(_Forward):
         self.stack, self.index = stack, index
         self.size, self.depth = len(index), stack.depth
 
-    def block(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        s = self.stack
-        out = torch.baddbmm(s.bias[i][self.index], h, s.weight[i][self.index])
-        return out if s.activations[i] is None else _ACTIVATIONS[s.activations[i]](out)
+    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor, type | None]:
+        bias, weight, act = self.stack.layer(i)
+        return bias[self.index], weight[self.index], act
 
 
-def member_losses(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, run: Run, draws: list[Draw]) -> torch.Tensor:
+def member_losses(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, draws: list[Draw]
+                  ) -> torch.Tensor:
     """Each member's :func:`~mixlib.recipe.recipe_loss` on its batch: ``x`` ``(K, B, d)``, ``y`` ``(K, B)``.
 
     Members that mix at the same layer are computed together; the result is ``(K,)``, by autograd.
@@ -208,12 +213,12 @@ def member_losses(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, run: Run,
     losses = x.new_zeros(stack.size)
     # The terms' weights from lambda in double precision, as fit computes them from a Python float:
     # rounded to float32 first, a lambda within 6e-8 of 1 would zero (1 - lambda).
-    wide = run.recipe.terms != "all" and x.device.type != "mps"
+    wide = recipe.terms != "all" and x.device.type != "mps"
     for members in groups.values():
         index = torch.tensor(members, device=x.device)
         net, xs, ys = (stack, x, y) if len(members) == stack.size else (stack._members(index), x[index], y[index])
         choice = Draw.stack([draws[k] for k in members], torch.float64 if wide else x.dtype, x.device)
-        losses = losses.index_add(0, index, recipe_loss(net, xs, ys, run.recipe, choice).to(losses.dtype))
+        losses = losses.index_add(0, index, recipe_loss(net, xs, ys, recipe, choice).to(losses.dtype))
     return losses
 
 
@@ -276,7 +281,7 @@ def fit_ensemble(
             if use_fast:
                 losses = _fastpath.losses_and_gradients(stack, xb, yb, run.recipe, draws)
             else:
-                losses = member_losses(stack, xb, yb, run, draws)
+                losses = member_losses(stack, xb, yb, run.recipe, draws)
                 if extra_loss is not None:
                     losses = losses + extra_loss(stack, xb, yb, index)
                 optimizer.zero_grad(set_to_none=False)
