@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.test-installed
 # Progress bars are for people at a notebook, not for logs.
 QUIET  := MIXLIB_PROGRESS=0 PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: setup book test lint lab serve screenshots bench clean browser student reset compare gpu-check
+.PHONY: setup book test lint lab serve screenshots bench clean browser student reset compare gpu-check results
 
 setup: $(BOOK_STAMP)
 
@@ -28,6 +28,11 @@ $(TEST_STAMP): $(BOOK_STAMP) requirements-test.txt
 	$(PIP) install -r requirements-test.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -c "import pytest, nbval, xdist, hypothesis, playwright, axe_playwright_python" 
 	touch $@
+
+## Recompute chapter 6's stored results (mixlib/results/*.json; about half an hour, two processes).
+results: $(BOOK_STAMP)
+	$(QUIET) $(BIN)/python scripts/fair_baseline.py fair & pid=$$!; \
+	  $(QUIET) $(BIN)/python scripts/fair_baseline.py regimes; wait $$pid
 
 ## Build the book into _build/html (strict: any warning or notebook error fails).
 book: $(BOOK_STAMP)

@@ -99,9 +99,11 @@ def losses_and_gradients(
             # The terms' weights from lambda in double precision, as fit computes them from a Python
             # float: rounded to float32 first, a lambda within 6e-8 of 1 would zero (1 - lambda).
             precise = torch.from_numpy(lams).to(device=device, dtype=_wide(x.dtype, device)).reshape(-1, 1)
-            losses = terms_loss(out, target, precise, lambda t: partner(t, perm), recipe.terms, noise)
+            losses = terms_loss(out, target, precise, lambda t: partner(t, perm), recipe.terms, noise, recipe.alpha)
         else:
-            if recipe.method != "erm":
+            if recipe.targets == "dominant":
+                target = torch.where(lam >= 0.5, target, _select_rows(target, rows))
+            elif recipe.method != "erm" and recipe.targets == "mixed":
                 target = torch.lerp(_select_rows(target, rows), target, lam)
             # class-major copies (K, C, B): the softmax then runs along a long axis, much faster
             losses = criterion(out.transpose(1, 2).contiguous(), target.transpose(1, 2), recipe.loss, class_dim=-2)

@@ -19,7 +19,7 @@ Only networks built by :func:`mixlib.manifold.mlp` (blocks of ``Linear`` then an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -225,7 +225,7 @@ def member_losses(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, recipe: R
 def fit_ensemble(
     models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, seeds: Sequence[int],
     lr: float | Sequence[float] = 1e-2, extra_loss: ExtraLoss | None = None, fast: bool = True,
-    **fit_kwargs: object,
+    monitor: Callable[[int, StackedMLP], None] | None = None, **fit_kwargs: object,
 ) -> list[History]:
     """Train K :func:`~mixlib.manifold.mlp` models in place as one vectorised ensemble.
 
@@ -244,6 +244,9 @@ def fit_ensemble(
         fast: use the hand-written backward pass of ``mixlib/_fastpath.py`` for the recipes it
             writes out (no ``extra_loss``, no ``interpolate``, a method it knows); ``False``
             always differentiates :func:`member_losses` by autograd.
+        monitor: ``monitor(epoch, stack)`` is called after each evaluation (every ``eval_every``
+            epochs), with gradients off: a place to record more than the histories hold (for
+            example every member's test logits, to measure at an epoch chosen later).
         **fit_kwargs: the recipe (``recipe=`` or its fields) and the other arguments of
             :func:`~mixlib.train.fit` (``epochs``, ``batch_size``, ``x_test``, ``y_test`` shaped like
             ``x`` and ``y``, ``device``, ...), except ``seed`` and ``loss_fn``.
@@ -257,6 +260,8 @@ def fit_ensemble(
     if "loss_fn" in fit_kwargs or "seed" in fit_kwargs:
         raise ValueError("fit_ensemble takes seeds= (one per model) and no loss_fn; add a term with extra_loss")
     check_flag("fast", fast)
+    if monitor is not None and not callable(monitor):
+        raise TypeError(f"monitor must be a function monitor(epoch, stack), got {type(monitor).__name__}")
     lrs = _check_lrs(lr, size)
     extra_params = check_losses(None, extra_loss)
     run, xs, ys, x_test, y_test = _prepare(models, x, y, lr, lrs, fit_kwargs)
@@ -295,6 +300,9 @@ def fit_ensemble(
                 test = score(stack(x_test), y_test).tolist() if x_test is not None else [None] * size
             for k, history in enumerate(histories):
                 history.record(epoch, total[k], train[k], test[k])
+            if monitor is not None:
+                with torch.no_grad():
+                    monitor(epoch, stack)
     bar.close()
     for k, model in enumerate(models):
         stack.write_back_one(k, model)

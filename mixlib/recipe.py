@@ -42,14 +42,16 @@ from .manifold import StagedNet
 from .mixing import random_pairing, sample_lambda
 
 __all__ = [
-    "METHODS", "LOSSES", "TERMS_OPTIONS", "Recipe", "RECIPE_FIELDS", "make_recipe", "Draw", "draw",
-    "partner", "soft_targets", "criterion", "terms_loss", "recipe_loss",
+    "METHODS", "LOSSES", "TERMS_OPTIONS", "TARGETS", "Recipe", "RECIPE_FIELDS", "make_recipe", "Draw", "draw",
+    "partner", "soft_targets", "target_of_mix", "criterion", "terms_loss", "recipe_loss",
 ]
 
 METHODS = ("erm", "input", "manifold", "target")
 LOSSES = ("ce", "bce", "mse")
 #: The values of :attr:`Recipe.terms`: which terms of the last-layer squared loss to keep.
-TERMS_OPTIONS = ("all", "ordinary", "cross", "mean", "noise")
+TERMS_OPTIONS = ("all", "ordinary", "cross", "mean", "noise", "expected", "fluctuation")
+#: The values of :attr:`Recipe.targets`: what a mixed point is trained to predict.
+TARGETS = ("mixed", "own", "dominant")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class Recipe:
             terms of its expansion to train on (see :func:`terms_loss`).
         interpolate: input mixup only: ``interpolate(x, x2, lam)`` replaces ``lam x + (1 - lam) x2``
             (a learned interpolator, :class:`mixlib.routes.Interpolator`); ``None`` mixes linearly.
+        targets: input or manifold mixup only: what the mixed point is trained to predict:
+            ``"mixed"`` (``lam t + (1 - lam) t[perm]``, the default), ``"own"`` (the example's own
+            target: mixing on the input side alone) or ``"dominant"`` (the target of whichever of
+            the two has the larger weight: mixed inputs, hard labels).
         num_classes: the number of classes, ``None`` for regression (set from the data).
     """
 
@@ -84,6 +90,7 @@ class Recipe:
     block_grad: bool = False
     terms: str = "all"
     interpolate: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    targets: str = "mixed"
     num_classes: int | None = None
 
 
@@ -127,15 +134,21 @@ def make_recipe(model: nn.Module, recipe: Recipe | None = None, *, num_classes: 
         raise ValueError(f"terms must be one of {TERMS_OPTIONS}, got {r.terms!r}")
     if r.interpolate is not None and (r.method != "input" or not callable(r.interpolate)):
         raise ValueError("interpolate is for method='input': a function interpolate(x, x2, lam)")
+    if r.targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, got {r.targets!r}")
+    if r.targets != "mixed" and r.method not in ("input", "manifold"):
+        raise ValueError(f"targets={r.targets!r} is for method='input' or 'manifold' (they mix the inputs or features)")
     layers = _check_layers(model, r) if r.method == "manifold" else _no_layers(r)
     if r.terms != "all":
         last = len(model.blocks) if isinstance(model, StagedNet) else None
-        if r.method != "manifold" or layers != (last,) or loss != "mse" or not isinstance(model.head, nn.Linear):
+        if (r.method != "manifold" or layers != (last,) or loss != "mse" or r.targets != "mixed"
+                or not isinstance(model.head, nn.Linear)):
             raise ValueError(
                 f"terms={r.terms!r} splits the squared loss at the last layer: it needs method='manifold', "
                 f"loss='mse', layers=({last},) (the features the head sees) and an nn.Linear head"
             )
-    return Recipe(r.method, alpha, loss, float(eps), layers, r.block_grad, r.terms, r.interpolate, num_classes)
+    return Recipe(r.method, alpha, loss, float(eps), layers, r.block_grad, r.terms, r.interpolate, r.targets,
+                  num_classes)
 
 
 def _check_layers(model: nn.Module, r: Recipe) -> tuple[int, ...]:
@@ -255,7 +268,7 @@ def criterion(out: torch.Tensor, target: torch.Tensor, loss: str, class_dim: int
 
 def terms_loss(
     out: torch.Tensor, target: torch.Tensor, lam: torch.Tensor | float, perm_rows: Callable, terms: str,
-    noise: torch.Tensor | None,
+    noise: torch.Tensor | None, alpha: float | None = None,
 ) -> torch.Tensor:
     r"""The last-layer squared manifold-mixup loss, split into its terms (mean over the batch).
 
@@ -272,6 +285,11 @@ def terms_loss(
       :math:`\xi_i` whose covariance, twice the batch covariance of the residuals, matches that of
       the partner residuals :math:`e_{\pi(i)} + e_{\pi^{-1}(i)}` the cross terms put in front of
       example :math:`i`'s gradient, and which, like their fluctuation, sums to zero over the batch.
+    - ``"fluctuation"``: the ordinary terms plus the cross terms *minus* their average over pairings:
+      the pairing noise alone, without the penalty on the mean residual;
+    - ``"expected"``: no randomness at all: the average over lambda and the pairing,
+      :math:`\tfrac{1-2c}{2}\|e_i\|^2 + c\|\bar e\|^2` with :math:`c = \alpha / (2(2\alpha+1))`
+      (chapter 6's expected loss, computed on each mini-batch).
 
     Args:
         out: unmixed outputs ``(..., B, C)``.
@@ -280,9 +298,14 @@ def terms_loss(
         perm_rows: ``perm_rows(t)`` returns ``t`` with its rows paired (``t[perm]`` per member).
         terms: one of :data:`TERMS_OPTIONS`.
         noise: for ``"noise"``, standard normal draws of shape ``(..., B, B)``.
+        alpha: for ``"expected"``, the Beta(alpha, alpha) parameter of the mixing weight.
     """
     e = target - out
     batch = e.shape[-2]
+    mean_residual = e.mean(-2).pow(2).sum(-1)  # ||e_bar||^2, one per member
+    if terms == "expected":
+        c = alpha / (2 * (2 * alpha + 1))
+        return (1 - 2 * c) / 2 * e.pow(2).sum(-1).mean(-1) + c * mean_residual
     ordinary = 0.5 * (lam**2 * e.pow(2).sum(-1) + (1 - lam) ** 2 * perm_rows(e).pow(2).sum(-1)).mean(-1)
     if terms == "ordinary":
         return ordinary
@@ -290,7 +313,10 @@ def terms_loss(
         cross = (lam * (1 - lam) * (e * perm_rows(e)).sum(-1)).mean(-1)
         return cross if terms == "cross" else ordinary + cross
     lam0 = lam if isinstance(lam, float) else lam.squeeze(-1)
-    mean_part = ordinary + lam0 * (1 - lam0) * e.mean(-2).pow(2).sum(-1)
+    if terms == "fluctuation":
+        cross = (lam * (1 - lam) * (e * perm_rows(e)).sum(-1)).mean(-1)
+        return ordinary + cross - lam0 * (1 - lam0) * mean_residual
+    mean_part = ordinary + lam0 * (1 - lam0) * mean_residual
     if terms == "mean" or batch == 1:  # one example has no partner but itself: the cross term is its mean
         return mean_part
     centred = (e - e.mean(-2, keepdim=True)).detach()
@@ -316,7 +342,7 @@ def recipe_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Reci
     elif recipe.terms != "all":
         noise = None if choice.noise is None else choice.noise.to(x.device)
         lam = lam if isinstance(lam, float) else lam.reshape(-1, 1)  # one per member, against (K, B)
-        return terms_loss(model(x), target, lam, lambda t: partner(t, perm), recipe.terms, noise)
+        return terms_loss(model(x), target, lam, lambda t: partner(t, perm), recipe.terms, noise, recipe.alpha)
     elif recipe.method == "manifold":
         h = model.features(x, choice.layer)  # the hidden state at the mixing layer
         if recipe.block_grad:
@@ -326,5 +352,18 @@ def recipe_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Reci
         out = model(recipe.interpolate(x, partner(x, perm), lam))
     else:
         out = model(lam * x + (1 - lam) * partner(x, perm))
-    mixed_target = lam * target + (1 - lam) * partner(target, perm)
+    mixed_target = target_of_mix(target, lam, perm, recipe.targets)
     return criterion(out.reshape(mixed_target.shape), mixed_target, recipe.loss)
+
+
+def target_of_mix(target: torch.Tensor, lam: torch.Tensor | float, perm: torch.Tensor, how: str) -> torch.Tensor:
+    """What a mixed point is trained to predict (:attr:`Recipe.targets`), for one model or a stack.
+
+    ``"mixed"``: ``lam t + (1 - lam) t[perm]``; ``"own"``: ``t``; ``"dominant"``: ``t`` where
+    ``lam >= 1/2``, else the partner's ``t[perm]``.
+    """
+    if how == "own":
+        return target
+    if how == "dominant":
+        return torch.where(torch.as_tensor(lam >= 0.5, device=target.device), target, partner(target, perm))
+    return lam * target + (1 - lam) * partner(target, perm)

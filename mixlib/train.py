@@ -226,6 +226,7 @@ def fit(
     eval_every: int = 1,
     progress: bool | None = None,
     device: torch.device | str | None = None,
+    monitor: Callable[[int, nn.Module], None] | None = None,
     **settings: object,
 ) -> History:
     """Train ``model`` in place with Adam and return its :class:`History`.
@@ -256,6 +257,8 @@ def fit(
         progress: draw a progress bar; ``None`` decides by :func:`progress_enabled`.
         device: where to train; default the model's device. The model and the data are moved
             there; pairings and mixing weights are drawn on the CPU and moved as needed.
+        monitor: ``monitor(epoch, model)`` is called after each evaluation, in eval mode with
+            gradients off (to record more than the history holds).
         **settings: the recipe's fields, when ``recipe`` is not given.
 
     Returns:
@@ -263,6 +266,8 @@ def fit(
     """
     seed = check_seed("seed", seed)
     extra_params = check_losses(loss_fn, extra_loss)
+    if monitor is not None and not callable(monitor):
+        raise TypeError(f"monitor must be a function monitor(epoch, model), got {type(monitor).__name__}")
     run = prepare_run(model, x, y, recipe, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       x_test=x_test, y_test=y_test, eval_every=eval_every, progress=progress, device=device,
                       **settings)
@@ -294,6 +299,10 @@ def fit(
             test = _evaluate(model, run.x_test, run.y_test) if run.x_test is not None else None
             history.record(epoch, total / n, _evaluate(model, run.x, run.y), test)
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
+            if monitor is not None:
+                model.eval()
+                with torch.no_grad():
+                    monitor(epoch, model)
     bar.close()
     model.eval()
     return history

@@ -20,12 +20,13 @@ from torch import nn
 
 from ._checks import check_fraction, check_positive, check_positive_int, check_seed, check_seeds
 from .data import Split
-from .ensemble import fit_ensemble, stackable
+from .ensemble import StackedMLP, fit_ensemble, stackable
+from .metrics import nll, temperature_for_nll
 from .recipe import Recipe
 from .seeding import seed_everything
-from .train import fit
+from .train import ExtraLoss, fit
 
-__all__ = ["Choice", "holdout_split", "tune"]
+__all__ = ["Choice", "Scored", "holdout_split", "tune", "tune_and_score", "crossfit_nll"]
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,26 @@ def holdout_split(data: Split, fraction: float = 0.2, seed: int = 2026) -> Split
     """
     if not isinstance(data, Split):
         raise TypeError(f"data must be a mixlib Split, got {type(data).__name__}")
+    keep, out = _holdout_rows(len(data.x_train), fraction, seed, data.x_train.device)
+    return Split(data.x_train[keep], data.y_train[keep], data.x_train[out], data.y_train[out], data.num_classes)
+
+
+def _holdout_rows(n: int, fraction: object, seed: object, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows :func:`holdout_split` fits on and holds out."""
     fraction = check_fraction("fraction", fraction)
-    n = len(data.x_train)
     held = int(round(fraction * n))
     if not 1 <= held < n:
         raise ValueError(f"fraction={fraction} of {n} training examples leaves no example on one side")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(check_seed("seed", seed)))
-    keep, out = order[held:].to(data.x_train.device), order[:held].to(data.x_train.device)
-    return Split(data.x_train[keep], data.y_train[keep], data.x_train[out], data.y_train[out], data.num_classes)
+    return order[held:].to(device), order[:held].to(device)
+
+
+def _best(curves: dict[float, list[float]], higher_is_better: bool) -> tuple[float, int]:
+    """The ``(lr, epoch)`` (epoch counted from 1) with the best mean; ties to the smaller lr, earlier epoch."""
+    sign = 1.0 if higher_is_better else -1.0
+    lr, e = max(((lr, e) for lr, curve in curves.items() for e in range(len(curve))),
+                key=lambda c: (sign * curves[c[0]][c[1]], -c[0], -c[1]))
+    return lr, e + 1
 
 
 def tune(
@@ -130,7 +143,154 @@ def tune(
                      for m, (lr, s) in zip(models, runs, strict=True)]
     curves = {lr: [sum(h.test_metric[e] for h in histories[i * len(seeds):(i + 1) * len(seeds)]) / len(seeds)
                    for e in range(epochs)] for i, lr in enumerate(lrs)}
-    sign = -1.0 if data.num_classes is None else 1.0  # accuracy up, squared error down
-    lr, epoch = max(((lr, e) for lr in lrs for e in range(epochs)),
-                    key=lambda c: (sign * curves[c[0]][c[1]], -c[0], -c[1]))
-    return Choice(lr, epoch + 1, curves[lr][epoch], curves)
+    lr, epoch = _best(curves, higher_is_better=data.num_classes is not None)  # accuracy up, squared error down
+    return Choice(lr, epoch, curves[lr][epoch - 1], curves)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One arm on one data draw, stopped where its held-out training data said, measured per seed.
+
+    Attributes:
+        lr: the learning rate chosen on the held-out part of the training set.
+        epoch: the epoch chosen there (the same for every seed: the best *mean* held-out accuracy).
+        heldout: that mean held-out accuracy.
+        accuracy: test accuracy of each seed's model at ``(lr, epoch)``, in the order of ``seeds``.
+        nll: its test NLL after temperature scaling, the temperature fitted on the other half of the
+            test set (:func:`crossfit_nll`), so no row's NLL uses a temperature fitted on itself.
+        memorised: the fraction of the *wrong* training labels (rows of the fitting part whose label
+            differs from ``clean_labels``) that the model predicts; ``None`` without clean labels.
+        curves: ``{lr: [mean held-out accuracy after epoch 1, 2, ...]}``.
+        trajectory: at the chosen ``lr``, each seed's test accuracy after epoch 1, 2, ... (to draw
+            the whole road; the measurement is at ``epoch``).
+    """
+
+    lr: float
+    epoch: int
+    heldout: float
+    accuracy: list[float]
+    nll: list[float]
+    memorised: list[float] | None
+    curves: dict[float, list[float]]
+    trajectory: list[list[float]]
+
+
+def tune_and_score(
+    build: Callable[[], nn.Module],
+    data: Split,
+    arm: Mapping[str, Any] | Recipe,
+    *,
+    seeds: Iterable[int],
+    lrs: Sequence[float] = (3e-4, 1e-3, 3e-3),
+    epochs: int = 60,
+    clean_labels: torch.Tensor | None = None,
+    fraction: float = 0.2,
+    split_seed: int = 2026,
+    extra_loss: ExtraLoss | None = None,
+    **fit_kwargs: Any,
+) -> Scored:
+    """Train ``arm`` on a fair footing and measure it where a practitioner would have stopped it.
+
+    Every ``(lr, seed)`` pair trains (as one ensemble when it can) on the fitting part of
+    :func:`holdout_split` for ``epochs`` epochs. After each epoch the held-out accuracy (on the
+    training labels as they are, noise included) is recorded, and so are the test logits and the
+    share of wrong training labels fitted. The ``(lr, epoch)`` with the best mean held-out accuracy
+    over the seeds is chosen (as :func:`tune` chooses) and each seed's model is measured *as it was
+    at that epoch*: a per-seed checkpoint, not a retraining on the whole training set, so the
+    held-out rows stay unseen by the model that is measured. The test set is looked at only after
+    the choice, and only to measure.
+
+    Args:
+        build: makes a fresh network; :func:`~mixlib.manifold.mlp` networks train as one ensemble,
+            any other model one ``(lr, seed)`` run at a time.
+        data: a classification split; its training labels may be noisy, its test labels not.
+        arm: the training recipe, a :class:`~mixlib.recipe.Recipe` or its fields.
+        seeds: the paired seeds: seed ``s`` starts from ``build()`` after ``seed_everything(s)`` and
+            sees the same mini-batches in every arm.
+        lrs: Adam learning rates to choose from.
+        epochs: the longest training considered.
+        clean_labels: the training labels before corruption, shape like ``data.y_train``, to measure
+            memorisation; ``None`` skips it.
+        fraction: the share of the training set held out to choose with.
+        split_seed: the seed of the held-out rows (and of the two halves of the test set).
+        extra_loss: a term added to the loss (see :func:`~mixlib.ensemble.fit_ensemble`).
+        **fit_kwargs: other arguments of :func:`~mixlib.train.fit` (``batch_size``, ...).
+    """
+    if isinstance(build, nn.Module) or not callable(build):
+        raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
+    if not isinstance(data, Split) or data.num_classes is None:
+        raise TypeError("data must be a mixlib Split of class labels (tune_and_score measures accuracy)")
+    seeds = check_seeds(seeds, distinct=True)
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or not lrs:
+        raise TypeError(f"lrs must be a non-empty sequence of learning rates, got {lrs!r}")
+    lrs = [check_positive("lrs[i]", lr) for lr in lrs]
+    epochs = check_positive_int("epochs", epochs)
+    if clean_labels is not None and (not isinstance(clean_labels, torch.Tensor)
+                                     or clean_labels.shape != data.y_train.shape):
+        raise ValueError(f"clean_labels must be a tensor shaped like data.y_train {tuple(data.y_train.shape)}")
+    spec = {"recipe": arm} if isinstance(arm, Recipe) else dict(arm)
+    clash = (set(spec) | set(fit_kwargs)) & {"lr", "epochs", "seed", "seeds", "x_test", "y_test", "eval_every"}
+    if clash:
+        raise ValueError(f"tune_and_score sets {sorted(clash)} itself; pass the sweep as lrs= and the longest "
+                         "run as epochs=")
+    keep, out = _holdout_rows(len(data.x_train), fraction, split_seed, data.x_train.device)
+    x_fit, y_fit = data.x_train[keep], data.y_train[keep]
+    runs = [(lr, seed) for lr in lrs for seed in seeds]
+    models = []
+    for _, seed in runs:
+        seed_everything(seed)
+        models.append(build())
+    wrong = None if clean_labels is None else (y_fit != clean_labels.to(y_fit.device)[keep])
+    test_logits: list[torch.Tensor] = []
+    memorised: list[torch.Tensor] = []
+
+    def monitor(epoch: int, net: nn.Module) -> None:  # one stack of K members, or one model (K = 1)
+        per_member = isinstance(net, StackedMLP)
+        test_logits.append((net(data.x_test) if per_member else net(data.x_test)[None]).cpu())
+        if wrong is not None:
+            fitted = (net(x_fit[wrong]) if per_member else net(x_fit[wrong])[None]).argmax(-1) == y_fit[wrong]
+            memorised.append(fitted.double().mean(-1).cpu())
+
+    fit_kwargs.setdefault("progress", False)
+    common = dict(fit_kwargs, **spec, extra_loss=extra_loss, monitor=monitor, epochs=epochs,
+                  x_test=data.x_train[out], y_test=data.y_train[out], eval_every=1)
+    if all(stackable(m) for m in models):
+        histories = fit_ensemble(models, x_fit, y_fit, seeds=[s for _, s in runs], lr=[lr for lr, _ in runs],
+                                 **common)
+    else:  # any other network: one run at a time, its records laid out as the ensemble's
+        histories = [fit(m, x_fit, y_fit, seed=s, lr=lr, **common) for m, (lr, s) in zip(models, runs, strict=True)]
+        test_logits[:] = [torch.cat(test_logits[k::epochs]) for k in range(epochs)]
+        memorised[:] = [torch.cat(memorised[k::epochs]) for k in range(epochs)] if wrong is not None else []
+    n = len(seeds)
+    curves = {lr: [sum(h.test_metric[e] for h in histories[i * n:(i + 1) * n]) / n for e in range(epochs)]
+              for i, lr in enumerate(lrs)}
+    lr, epoch = _best(curves, higher_is_better=True)
+    members = range(lrs.index(lr) * n, (lrs.index(lr) + 1) * n)
+    chosen = test_logits[epoch - 1]
+    y_test = data.y_test.cpu()
+    return Scored(
+        lr, epoch, curves[lr][epoch - 1],
+        accuracy=[float((chosen[k].argmax(-1) == y_test).double().mean()) for k in members],
+        nll=[crossfit_nll(chosen[k], y_test, split_seed) for k in members],
+        memorised=None if wrong is None else [float(memorised[epoch - 1][k]) for k in members],
+        curves=curves,
+        trajectory=[[float((logits[k].argmax(-1) == y_test).double().mean()) for logits in test_logits]
+                    for k in members],
+    )
+
+
+def crossfit_nll(logits: torch.Tensor, labels: torch.Tensor, seed: int = 2026) -> float:
+    """Test NLL after temperature scaling, the temperature fitted on the *other* half of the rows.
+
+    The rows are split in two halves by a permutation from ``seed``; each half is scored at the
+    temperature (:func:`~mixlib.metrics.temperature_for_nll`) that is best on the other half, and the
+    result is the mean over all rows. So every model is compared at a temperature of its own, and
+    no row's NLL uses a temperature fitted on that row.
+    """
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(check_seed("seed", seed)))
+    a, b = order[: len(order) // 2], order[len(order) // 2 :]
+    total = 0.0
+    for score_rows, fit_rows in ((a, b), (b, a)):
+        t = temperature_for_nll(logits[fit_rows], labels[fit_rows])
+        total += nll(logits[score_rows] / t, labels[score_rows]) * len(score_rows)
+    return total / len(labels)
