@@ -12,7 +12,10 @@ Two measurements from the chapters on mixup and manifold mixup:
 - **Linearity between examples** (mixup's goal): walk the straight segment between two inputs
   and compare the model's output with the straight line between its outputs at the ends
   (:func:`chord_nonlinearity`); the same for a representation, relative to the chord's length
-  (:func:`chord_deviation`, chapter 07's bend).
+  (:func:`chord_deviation`, chapter 07's bend), split into the part the linear head reads and the
+  part it cannot see (:func:`head_split_bend`).
+- **Sensitivity**: how far a perturbation (a rotation, say) moves the features, relative to the
+  typical distance between two examples (:func:`sensitivity_ratio`).
 - **Subspaces and distances**: how many principal directions each class occupies
   (:func:`class_subspaces`, :func:`directions_for_energy`), how much of a point lies outside a
   class's subspace (:func:`share_outside`), and how far points (mixed hidden states, say) are
@@ -35,6 +38,7 @@ from mixlib._checks import (
     check_class_rows,
     check_flag,
     check_fraction,
+    check_module,
     check_nonempty,
     check_point_sets,
     check_positive_int,
@@ -57,6 +61,8 @@ __all__ = [
     "share_outside",
     "nearest_distance",
     "chord_deviation",
+    "head_split_bend",
+    "sensitivity_ratio",
 ]
 
 
@@ -363,23 +369,161 @@ def nearest_distance(
     return dist.min(dim=1).values.to(points.dtype)
 
 
-def chord_deviation(features: object, x: torch.Tensor, x2: torch.Tensor, n_points: int = 11) -> torch.Tensor:
+def _chord_bends(
+    features: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x2: torch.Tensor, n_points: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bend vectors ``f(x_t) - (t f(x) + (1 - t) f(x2))`` ``(n_points, B, D)`` and the chord lengths ``(B,)``.
+
+    ``f = features``, each output flattened to length ``D``; the chord length is ``||f(x) - f(x2)||``.
+    """
+    check_callable("features", features)
+    ts, f = chord_outputs(features, x, x2, n_points)
+    f = f.reshape(f.shape[0], f.shape[1], -1)
+    t = ts.to(f.dtype).reshape(-1, 1, 1)
+    straight = t * f[-1] + (1 - t) * f[0]  # f[-1] is f(x) (t = 1), f[0] is f(x2) (t = 0)
+    return f - straight, (f[-1] - f[0]).norm(dim=-1)
+
+
+def chord_deviation(
+    features: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x2: torch.Tensor, n_points: int = 11
+) -> torch.Tensor:
     """How far the features bend away from a straight line along input chords, relative to the chord.
 
     For each pair, with ``x_t = t x + (1 - t) x2`` and ``f = features``, the mean over ``n_points``
     equally spaced ``t`` in [0, 1] of ``||f(x_t) - (t f(x) + (1 - t) f(x2))|| / ||f(x) - f(x2)||``:
-    zero for features affine along the chord, and scale-free. Returns one value per pair ``(B,)``.
+    zero for features affine along the chord, and scale-free. ``f`` may be any map, the whole model
+    included: ``chord_deviation(model, x, x2)`` is the *logit bend*, the same measure on the outputs
+    (see :func:`head_split_bend` for which part of the features' bend reaches them).
+
+    Args:
+        features: Any module or function mapping a batch of inputs to a batch of outputs (each
+            flattened to a vector), for example ``model.features`` of a :class:`~mixlib.manifold.StagedNet`.
+        x: The examples, shape ``(B, ...)``.
+        x2: Their partners, shape ``(B, ...)``.
+        n_points: Number of points on each chord, >= 2.
+
+    Returns:
+        One value per pair, shape ``(B,)``.
     """
+    bend, length = _chord_bends(features, x, x2, n_points)
+    return bend.norm(dim=-1).mean(0) / length.clamp_min(1e-12)
+
+
+def _row_space(weight: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis ``(d, r)`` of the span of the rows of ``weight`` ``(C, d)``, in float64.
+
+    From the SVD ``W = U S V^T``: the columns of ``V`` whose singular values exceed
+    ``max(C, d) * eps * s_max`` (``eps`` of the weight's dtype, as ``torch.linalg.matrix_rank``), so that a
+    rank-deficient weight gets its rank ``r`` and a zero weight ``r = 0``.
+    """
+    w = weight.detach().double()
+    _, s, vh = torch.linalg.svd(w, full_matrices=False)
+    tol = max(w.shape) * torch.finfo(weight.dtype).eps * (float(s[0]) if len(s) else 0.0)
+    return vh[s > tol].T
+
+
+def head_split_bend(model: nn.Module, x: torch.Tensor, x2: torch.Tensor, n_points: int = 11) -> dict[str, torch.Tensor]:
+    """The features' bend along chords, split into the directions the linear head reads and the rest.
+
+    The model's features ``h = model.features(.)`` (the input to the head) bend along the chord
+    ``x_t = t x + (1 - t) x2`` by ``d_t = h(x_t) - (t h(x) + (1 - t) h(x2))``. The head
+    ``G(h) = W h + b`` (``W`` of shape ``(C, d)``) reads ``h`` only through the row space of ``W``, the
+    span of its rows: with ``P`` the orthogonal projector onto it (from an SVD of ``W``; a rank-deficient
+    ``W`` gives a smaller space), ``W d_t = W P d_t``, and the part ``(I - P) d_t`` in the complement (the
+    null space of ``W``) never reaches the logits. With :func:`chord_deviation`'s normalisation,
+
+    - ``"full"``: ``mean_t ||d_t|| / ||h(x) - h(x2)||``, exactly ``chord_deviation(model.features, x, x2)``;
+    - ``"head"``: ``mean_t ||P d_t|| / ||h(x) - h(x2)||``, the bend where the head looks;
+    - ``"rest"``: ``mean_t ||(I - P) d_t|| / ||h(x) - h(x2)||``, the bend the head cannot see.
+
+    At every ``t``, ``||d_t||^2 = ||P d_t||^2 + ||(I - P) d_t||^2``; after the mean over ``t`` this leaves
+    ``sqrt(head^2 + rest^2) <= full <= head + rest``, with ``full^2 = head^2 + rest^2`` when the bend keeps
+    one direction along the chord (``d_t = s_t v``). The logit bend is ``chord_deviation(model, x, x2)``.
+
+    Args:
+        model: A :class:`~mixlib.manifold.StagedNet` (any module with a ``features`` method and an
+            ``nn.Linear`` ``head`` applied to its output).
+        x: The examples, shape ``(B, ...)``.
+        x2: Their partners, shape ``(B, ...)``.
+        n_points: Number of points on each chord, >= 2.
+
+    Returns:
+        ``{"full": ..., "head": ..., "rest": ...}``, each of shape ``(B,)``, one value per pair.
+
+    Raises:
+        TypeError: If ``model`` has no ``features`` method or its ``head`` is not an ``nn.Linear``.
+        ValueError: On mismatched ``x`` and ``x2``, ``n_points < 2``, or features whose width is not the
+            head's ``in_features``.
+    """
+    check_module("model", model, "a StagedNet")
+    features = getattr(model, "features", None)
     if not callable(features):
-        raise TypeError(f"features must be a function or module mapping inputs to features, got "
-                        f"{type(features).__name__}")
-    x, x2 = check_tensor("x", x, min_dim=2), check_tensor("x2", x2, min_dim=2)
-    if x.shape != x2.shape:
-        raise ValueError(f"x2 must have the shape of x {tuple(x.shape)}, got {tuple(x2.shape)}")
-    if check_positive_int("n_points", n_points) < 2:
-        raise ValueError(f"n_points must be >= 2, got {n_points}")
-    ts = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
+        raise TypeError(f"model must have a features method and a linear head (a StagedNet), "
+                        f"got {type(model).__name__}")
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Linear):
+        raise TypeError(f"model.head must be an nn.Linear (the split needs the head's weight), "
+                        f"got {type(head).__name__}")
+    bend, length = _chord_bends(features, x, x2, n_points)
+    if bend.shape[-1] != head.in_features:
+        raise ValueError(f"model.features gives {bend.shape[-1]} values per example but model.head reads "
+                         f"in_features={head.in_features}")
+    basis = _row_space(head.weight).to(bend.device)
+    inside = (bend.double() @ basis) @ basis.T
+    outside = bend.double() - inside
+    length = length.clamp_min(1e-12)
+    return {
+        "full": bend.norm(dim=-1).mean(0) / length,
+        "head": (inside.norm(dim=-1).mean(0) / length.double()).to(bend.dtype),
+        "rest": (outside.norm(dim=-1).mean(0) / length.double()).to(bend.dtype),
+    }
+
+
+def _mean_pairwise_distance(rows: torch.Tensor, chunk: int = 1024) -> float:
+    """Mean Euclidean distance between two different rows of ``rows`` ``(N, D)``, N >= 2, over all pairs."""
+    total = 0.0
+    for start in range(0, len(rows), chunk):
+        total += float(torch.cdist(rows[start:start + chunk], rows, compute_mode="donot_use_mm_for_euclid_dist").sum())
+    return total / (len(rows) * (len(rows) - 1))
+
+
+def sensitivity_ratio(
+    features: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x_perturbed: torch.Tensor
+) -> float:
+    """How far a perturbation moves the features, relative to the typical distance between examples.
+
+    With ``f = features`` (each output flattened to a vector) and ``N`` examples,
+
+        ``mean_i ||f(x'_i) - f(x_i)||  /  mean_{i != j} ||f(x_i) - f(x_j)||``
+
+    where ``x'_i = x_perturbed[i]`` is ``x[i]`` perturbed (rotated or shifted, say) and the denominator
+    averages over all ``N (N - 1)`` ordered pairs of different examples of ``x``. Small values: the
+    perturbation moves an example much less than the distance to another one. The ratio does not change
+    when the features are scaled, and ``features=nn.Identity()`` gives the reference in pixel space.
+
+    Args:
+        features: Any module or function mapping a batch of inputs to a batch of outputs, for example
+            ``model.features``, or ``nn.Identity()`` for the inputs themselves.
+        x: The examples, shape ``(N, ...)``, ``N >= 2``.
+        x_perturbed: Their perturbed versions, the shape of ``x``.
+
+    Returns:
+        The ratio, a float.
+
+    Raises:
+        ValueError: On mismatched shapes, fewer than two examples, or features that map every example of
+            ``x`` to one point (no distance between examples to compare with).
+    """
+    check_callable("features", features)
+    x = check_tensor("x", x, min_dim=1)
+    x_perturbed = check_tensor("x_perturbed", x_perturbed, min_dim=1)
+    n = check_same_batch(x=x, x_perturbed=x_perturbed)
+    check_same_shape("x_perturbed", x_perturbed, "x", x)
+    if n < 2:
+        raise ValueError(f"x must hold at least two examples (the denominator compares different ones), got {n}")
     with torch.no_grad():
-        f = features((ts * x + (1 - ts) * x2).reshape(-1, x.shape[1])).reshape(n_points, x.shape[0], -1)
-    straight = ts * f[-1] + (1 - ts) * f[0]
-    return (f - straight).norm(dim=-1).mean(0) / (f[-1] - f[0]).norm(dim=-1).clamp_min(1e-12)
+        f = features(torch.cat([x, x_perturbed])).reshape(2 * n, -1).double()
+    spread = _mean_pairwise_distance(f[:n])
+    if spread <= 0.0:
+        raise ValueError("features sends every example of x to the same point; the ratio is undefined")
+    return float((f[n:] - f[:n]).norm(dim=1).mean()) / spread

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from mixlib.flatness import (
+    chord_deviation,
     chord_nonlinearity,
     chord_outputs,
     class_dimension,
@@ -17,9 +18,12 @@ from mixlib.flatness import (
     class_subspaces,
     directions_for_energy,
     flattening_summary,
+    head_split_bend,
     nearest_distance,
+    sensitivity_ratio,
     share_outside,
 )
+from mixlib.manifold import StagedNet
 
 
 def test_singular_values_by_hand():
@@ -320,3 +324,174 @@ def test_an_empty_batch_gets_a_clear_error():
     net = nn.Linear(3, 2)
     with pytest.raises(ValueError, match="x must hold at least one pair"):
         chord_nonlinearity(net, torch.zeros(0, 3), torch.zeros(0, 3))
+
+
+# --- where the bend lies relative to the head; sensitivity to perturbations ----------------------------
+
+
+class _QuadraticBend(nn.Module):
+    """``h(x) = A x + v (u . x)^2``: along a chord its bend is ``-t (1 - t) (u . (x - x2))^2 v``, always along ``v``."""
+
+    def __init__(self, a: torch.Tensor, v: torch.Tensor, u: torch.Tensor) -> None:
+        super().__init__()
+        self.a, self.v, self.u = a, v, u
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.a.T + (x @ self.u)[:, None] ** 2 * self.v
+
+
+def _bent_net(weight: torch.Tensor, v: torch.Tensor, seed: int = 0, dtype: torch.dtype = torch.float64) -> StagedNet:
+    """A StagedNet (inputs of width 3) whose features bend along ``v`` only, under a linear head of ``weight``."""
+    g = torch.Generator().manual_seed(seed)
+    d = weight.shape[1]
+    head = nn.Linear(d, weight.shape[0]).to(dtype)
+    with torch.no_grad():
+        head.weight.copy_(weight)
+    block = _QuadraticBend(torch.randn(d, 3, generator=g, dtype=dtype), v.to(dtype), torch.randn(3, generator=g,
+                                                                                                 dtype=dtype))
+    return StagedNet([block], head)
+
+
+def _row_and_null(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A unit vector in the row space of ``weight`` and one orthogonal to it."""
+    q = torch.linalg.qr(torch.cat([weight.T, torch.randn(weight.shape[1], 1, dtype=weight.dtype,
+                                                         generator=torch.Generator().manual_seed(9))], 1)).Q
+    return q[:, 0], q[:, weight.shape[0]]
+
+
+def _chords(seed: int = 1, batch: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, generator=g, dtype=torch.float64), torch.randn(batch, 3, generator=g,
+                                                                                dtype=torch.float64)
+
+
+_W = torch.randn(2, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)  # rank 2 in R^5
+
+
+def test_a_bend_in_the_heads_null_space_is_all_rest_and_never_reaches_the_logits():
+    _, null = _row_and_null(_W)
+    model, (x, x2) = _bent_net(_W, null), _chords()
+    split = head_split_bend(model, x, x2)
+    assert set(split) == {"full", "head", "rest"} and all(v.shape == (6,) for v in split.values())
+    assert float(split["full"].min()) > 1e-2
+    assert torch.allclose(split["head"], torch.zeros(6, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(split["rest"], split["full"])
+    assert torch.allclose(chord_deviation(model, x, x2), torch.zeros(6, dtype=torch.float64), atol=1e-10)
+
+
+def test_a_bend_in_the_heads_row_space_is_all_head_and_bends_the_logits():
+    row, _ = _row_and_null(_W)
+    model, (x, x2) = _bent_net(_W, row), _chords()
+    split = head_split_bend(model, x, x2)
+    assert torch.allclose(split["rest"], torch.zeros(6, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(split["head"], split["full"]) and float(split["full"].min()) > 1e-2
+    assert float(chord_deviation(model, x, x2).min()) > 1e-2
+
+
+def test_full_is_chord_deviation_and_the_parts_add_as_the_normalisation_implies():
+    row, null = _row_and_null(_W)
+    # one direction along the chord, 3 parts row to 4 parts null: full^2 = head^2 + rest^2, 3 : 4 : 5
+    model, (x, x2) = _bent_net(_W, 3 * row + 4 * null), _chords()
+    split = head_split_bend(model, x, x2, n_points=7)
+    assert torch.allclose(split["full"], chord_deviation(model.features, x, x2, n_points=7))
+    assert torch.allclose(split["head"] ** 2 + split["rest"] ** 2, split["full"] ** 2)
+    assert torch.allclose(split["head"] / split["full"], torch.full((6,), 0.6, dtype=torch.float64))
+    # a bend that turns along the chord: sqrt(head^2 + rest^2) <= full <= head + rest, strictly here
+    torch.manual_seed(0)
+    net = StagedNet([nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 5), nn.Tanh())], nn.Linear(5, 2))
+    with torch.no_grad():
+        net.blocks[0][0].weight.mul_(4)
+    x, x2 = (t.float() for t in _chords(batch=8))
+    split = head_split_bend(net, x, x2)
+    assert split["full"].dtype == torch.float32
+    assert torch.equal(split["full"], chord_deviation(net.features, x, x2))
+    pythagoras = (split["head"] ** 2 + split["rest"] ** 2).sqrt()
+    assert bool((pythagoras <= split["full"] * (1 + 1e-5)).all())
+    assert bool((split["full"] <= (split["head"] + split["rest"]) * (1 + 1e-5)).all())
+    assert bool((pythagoras < split["full"] * (1 - 1e-4)).any())
+    # the logits bend by W d_t = W P d_t: the logit bend's numerator, from the features' bend
+    with torch.no_grad():
+        h = torch.stack([net.features(t * x + (1 - t) * x2) for t in torch.linspace(0, 1, 11)])
+        logits = net(x) - net(x2)
+    ts = torch.linspace(0, 1, 11).reshape(-1, 1, 1)
+    bend = h - (ts * h[-1] + (1 - ts) * h[0])
+    expected = (bend @ net.head.weight.detach().T).norm(dim=-1).mean(0) / logits.norm(dim=-1)
+    assert torch.allclose(chord_deviation(net, x, x2), expected, atol=1e-5)
+
+
+def test_a_rank_deficient_head_reads_only_its_rows():
+    row, null = _row_and_null(_W[:1])  # the line of the first row of _W, and a direction orthogonal to it
+    weight = torch.cat([_W[:1], 0.1 * _W[:1], torch.zeros_like(_W[:1])])  # rank 1: its row space is that line
+    x, x2 = _chords()
+    zeros = torch.zeros(6, dtype=torch.float64)
+    assert torch.allclose(head_split_bend(_bent_net(weight, row), x, x2)["rest"], zeros, atol=1e-10)
+    assert torch.allclose(head_split_bend(_bent_net(weight, null), x, x2)["head"], zeros, atol=1e-10)
+    blind = head_split_bend(_bent_net(torch.zeros(3, 5, dtype=torch.float64), row + null), x, x2)
+    assert torch.equal(blind["head"], zeros) and torch.allclose(blind["rest"], blind["full"])
+    # in float32 the rounding of 0.1 * w does not count as a second direction of the head
+    split32 = head_split_bend(_bent_net(weight, null, dtype=torch.float32), x.float(), x2.float())
+    assert float(split32["head"].max()) < 1e-5 * float(split32["full"].min())
+
+
+def test_a_network_linear_along_chords_has_no_bend_and_no_logit_bend():
+    torch.manual_seed(0)
+    net = StagedNet([nn.Linear(3, 6), nn.Linear(6, 5)], nn.Linear(5, 4))
+    x, x2 = (t.float() for t in _chords())
+    assert float(chord_deviation(net, x, x2).max()) < 1e-5
+    assert all(float(v.max()) < 1e-5 for v in head_split_bend(net, x, x2).values())
+
+
+def test_sensitivity_ratio_of_the_identity_is_the_pixel_computation():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(9, 1, 4, 4, generator=g, dtype=torch.float64)
+    moved = x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    flat, flat_moved = x.reshape(9, -1), moved.reshape(9, -1)
+    between = [float((flat[i] - flat[j]).norm()) for i in range(9) for j in range(9) if i != j]
+    direct = float((flat_moved - flat).norm(dim=1).mean()) / (sum(between) / len(between))
+    assert sensitivity_ratio(nn.Identity(), x, moved) == pytest.approx(direct, rel=1e-12)
+    assert sensitivity_ratio(lambda t: t, x, x) == 0.0
+
+
+def test_sensitivity_ratio_ignores_the_scale_of_the_features_and_sees_invariance():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 6, generator=g)
+    moved = x + 0.3 * torch.randn(x.shape, generator=g)
+    a = torch.randn(6, 4, generator=g)
+    base = sensitivity_ratio(lambda t: torch.tanh(t @ a), x, moved)
+    assert sensitivity_ratio(lambda t: 25 * torch.tanh(t @ a), x, moved) == pytest.approx(base, rel=1e-6)
+    shuffled = x[:, torch.randperm(6, generator=g)]  # a perturbation the sorted values do not see
+    assert sensitivity_ratio(lambda t: t.sort(dim=1).values, x, shuffled) == pytest.approx(0.0, abs=1e-7)
+    assert sensitivity_ratio(nn.Identity(), x, shuffled) > 0.1
+
+
+def test_head_split_and_sensitivity_name_their_bad_arguments():
+    net = StagedNet([nn.Linear(3, 5)], nn.Linear(5, 2))
+    x = torch.randn(4, 3)
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        head_split_bend("net", x, x)
+    with pytest.raises(TypeError, match="model must have a features method"):
+        head_split_bend(nn.Linear(3, 2), x, x)
+    with pytest.raises(TypeError, match="model.head must be an nn.Linear"):
+        head_split_bend(StagedNet([nn.Linear(3, 5)], nn.Sequential(nn.Linear(5, 2))), x, x)
+    with pytest.raises(ValueError, match="in_features=4"):
+        head_split_bend(StagedNet([nn.Linear(3, 5)], nn.Linear(4, 2)), x, x)
+    with pytest.raises(ValueError, match="x2 must have the shape of x"):
+        head_split_bend(net, x, torch.randn(4, 2))
+    with pytest.raises(ValueError, match="batch sizes differ: x has 4, x2 has 3"):
+        head_split_bend(net, x, x[:3])
+    with pytest.raises(ValueError, match="n_points"):
+        head_split_bend(net, x, x, n_points=1)
+    with pytest.raises(TypeError, match="features"):
+        chord_deviation("relu", x, x)
+    with pytest.raises(TypeError, match="features"):
+        sensitivity_ratio("relu", x, x)
+    with pytest.raises(ValueError, match="x_perturbed must have the shape of x"):
+        sensitivity_ratio(nn.Identity(), x, torch.randn(4, 2))
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        sensitivity_ratio(nn.Identity(), x, x[:3])
+    with pytest.raises(TypeError, match="x_perturbed"):
+        sensitivity_ratio(nn.Identity(), x, x.long())
+    with pytest.raises(ValueError, match="at least two examples"):
+        sensitivity_ratio(nn.Identity(), x[:1], x[:1])
+    with pytest.raises(ValueError, match="same point"):
+        sensitivity_ratio(lambda t: torch.zeros(len(t), 2), x, x + 1)
