@@ -1,19 +1,19 @@
-r"""An explicit stand-in for input mixup: label smoothing plus a curvature penalty on the inputs.
+r"""An explicit stand-in for input mixup: label smoothing plus mixup's second-order input penalty.
 
-Mixing an input with a random partner moves it by :math:`\delta = (1-\lambda)(x_j - x_i)`. To
-second order, and with the loss's Hessian in the outputs replaced by its Gauss-Newton part
+Mixing an input with a partner moves it by :math:`\delta = (1-\lambda)(x_j - x_i)`. To second
+order, and with the loss's Hessian in the outputs replaced by its Gauss-Newton part
 :math:`J^\top H J` (:math:`J` the Jacobian of the logits in the input, :math:`H = \mathrm{diag}(p) -
-pp^\top` the softmax Hessian), a random move adds :math:`\tfrac12\,\mathbb E[\delta^\top J^\top H J
-\delta]` to the loss. :class:`InputCurvature` is that term for an *isotropic* move of the same mean
-squared size as mixup's, :math:`\tfrac12 s^2 \operatorname{tr}(J^\top H J)` with
-:math:`s^2 = \mathbb E[(1-\lambda)^2]\,\mathbb E\|x_j - x_i\|^2 / d`, estimated without bias from one
-backward pass: for :math:`k \sim p`, the vector :math:`v = e_k - p` has covariance :math:`H`, so
-:math:`\mathbb E\|\nabla_x (v^\top f)\|^2 = \operatorname{tr}(J^\top H J)`.
+pp^\top` the softmax Hessian), the move adds :math:`\tfrac12\, \delta^\top J^\top H J \delta` to the
+loss. :class:`InputCurvature` is that term, averaged over a random partner in the batch and over
+lambda: :math:`\tfrac12\,\mathbb E[(1-\lambda)^2]\; d^\top J^\top H J\, d` with :math:`d = x_{\pi(i)} - x_i`.
+It is estimated without bias from one backward pass: for :math:`k \sim p`, the vector
+:math:`v = e_k - p` has covariance :math:`H`, so :math:`\mathbb E_k[(\nabla_x (v^\top f) \cdot d)^2]
+= d^\top J^\top H J d`.
 
 Together with label smoothing matched to mixup's soft targets it is an explicit regulariser in the
 spirit of Carratino et al. (2022) and Zhang et al. (2021), who read mixup as label smoothing plus a
-penalty on the network's input gradients; the isotropic move is this module's simplification
-(mixup moves points towards other data, not in every direction).
+penalty on the network's input gradients. What it leaves out: the first-order term (the move's
+mean, a shrinkage towards the batch mean) and every term beyond the second.
 """
 
 from __future__ import annotations
@@ -30,25 +30,24 @@ class InputCurvature:
     """An ``extra_loss`` for :func:`~mixlib.train.fit` and :func:`~mixlib.ensemble.fit_ensemble`.
 
     Args:
-        x: the training inputs ``(n, d)``; they set the size ``s^2`` of the move.
-        alpha: the Beta(alpha, alpha) parameter of the mixup being imitated.
-        seed: the seed of the classes ``k`` drawn at each step (the estimate is random, the run is not).
+        alpha: the Beta(alpha, alpha) parameter of the input mixup being imitated.
+        seed: the seed of the partners and classes drawn at each step (the estimate is random,
+            the run is not).
 
     Attributes:
-        scale: :math:`s^2 / 2`, the weight of :math:`\\operatorname{tr}(J^\\top H J)`.
+        scale: :math:`\\tfrac12\\,\\mathbb E[(1-\\lambda)^2]`, the weight of :math:`d^\\top J^\\top H J d`.
     """
 
-    def __init__(self, x: torch.Tensor, alpha: float, seed: int = 0) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 2 or len(x) < 2 or not x.is_floating_point():
-            raise TypeError(f"x must be a float tensor of training inputs (n >= 2, d), got {getattr(x, 'shape', x)!r}")
+    def __init__(self, alpha: float, seed: int = 0) -> None:
         alpha = check_positive("alpha", alpha)
-        shrink = (alpha + 1) / (2 * (2 * alpha + 1))  # E[(1 - lambda)^2] under Beta(alpha, alpha)
-        pair_distance = 2 * x.double().var(dim=0).sum().item()  # E||x_j - x_i||^2 over independent pairs
-        self.scale = 0.5 * shrink * pair_distance / x.shape[1]
+        self.scale = 0.5 * (alpha + 1) / (2 * (2 * alpha + 1))  # E[(1 - lambda)^2] under Beta(alpha, alpha)
         self.generator = torch.Generator().manual_seed(check_seed("seed", seed))
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """One penalty per member for the batch ``x`` ``(K, B, d)``: ``scale * ||grad_x v^T f(x)||^2``."""
+        """One penalty per member for the batch ``x`` ``(K, B, d)``."""
+        members, batch = x.shape[0], x.shape[1]
+        perm = torch.stack([torch.randperm(batch, generator=self.generator) for _ in range(members)]).to(x.device)
+        direction = x.gather(1, perm.unsqueeze(-1).expand_as(x)) - x  # d = x_partner - x
         x = x.detach().requires_grad_()
         out = model(x)
         p = torch.softmax(out, dim=-1).detach()
@@ -57,4 +56,4 @@ class InputCurvature:
         v.scatter_(1, k.to(v.device), 1.0)
         v = v.reshape(p.shape) - p  # covariance diag(p) - p p^T: the softmax Hessian
         (grad,) = torch.autograd.grad((v * out).sum(), x, create_graph=True)
-        return self.scale * grad.pow(2).sum(-1).mean(-1)
+        return self.scale * (grad * direction).sum(-1).pow(2).mean(-1)

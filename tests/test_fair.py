@@ -87,6 +87,6 @@ def test_every_arm_is_a_valid_recipe():
     for name, spec in fair.ARMS.items():
         recipe = mixlib.recipe.make_recipe(model, num_classes=10, **spec)
         assert recipe.method in ("erm", "input", "manifold", "target"), name
-    assert math.isclose(fair.ARMS["label smoothing"]["label_smoothing"], fair.largest_entry_smoothing(2.0))
+    assert math.isclose(fair.ARMS["label smoothing 0.35"]["label_smoothing"], fair.largest_entry_smoothing(2.0))
     with pytest.raises(ValueError, match="unknown arm"):
         fair.run_arm("nope", *fair.noisy_digits(0))
