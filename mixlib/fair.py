@@ -7,7 +7,7 @@ reruns part of the stored results and checks they are what this code produces.
 
 The protocol, for every arm alike (:func:`mixlib.tuning.tune_and_score`): a fifth of the
 (noisy) training set is held out; the arm trains on the rest for each learning rate in
-:data:`LRS` and each of the ten :data:`SEEDS`; the learning rate and the epoch with the best mean
+``LRS`` and each of the ten ``SEEDS``; the learning rate and the epoch with the best mean
 held-out accuracy are chosen; each seed's model, as it was at that epoch, is measured on the clean
 test set.
 """
@@ -57,7 +57,8 @@ MM = {"method": "manifold", "alpha": 2.0}
 LAST = {"layers": (2,)}
 SQUARED = {"loss": "mse"}
 
-#: The arms: name -> recipe fields. "surrogate" also gets an :class:`InputCurvature` extra loss.
+#: Each arm's name and its recipe fields; the arm named "surrogate" also gets an
+#: :class:`~mixlib.surrogate.InputCurvature` extra loss.
 ARMS: dict[str, dict[str, Any]] = {
     "ERM": {"method": "erm"},
     "input mixup": {"method": "input", "alpha": 1.0},
@@ -181,7 +182,7 @@ def load(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------
 # Reading the results: one rule for every claim
 
-#: The margin of "the same": one point of test accuracy, fixed before any result was seen.
+#: The equivalence margin, one point of test accuracy (set when the untuned gain was ten points).
 MARGIN = 0.01
 
 
