@@ -15,6 +15,7 @@ test set.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from torch import nn
 
 from .data import Split, corrupt_labels, digits
 from .manifold import StagedNet, mlp
-from .stats import Stat, equivalence_p, holm, over_draws, p_value
+from .stats import Stat, equivalence_p, holm, noninferiority_p, over_draws, p_value
 from .surrogate import InputCurvature
 from .tuning import Scored, tune_and_score
 
@@ -217,7 +218,8 @@ class Verdict:
 
 
 def judge(results: Mapping[str, Mapping[int, Scored]], claims: Mapping[str, tuple[str, str]], *,
-          margin: float = MARGIN, level: float = 0.05) -> dict[str, Verdict]:
+          margin: float = MARGIN, level: float = 0.05,
+          at_least: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Verdict]:
     """Test every ``claims[name] = (arm, baseline)`` both ways, all tests in one Holm family.
 
     For each contrast (:func:`contrast`, test accuracy) there are two tests: Student's t test of
@@ -225,14 +227,26 @@ def judge(results: Mapping[str, Mapping[int, Scored]], claims: Mapping[str, tupl
     ``2 * len(claims)`` p-values are adjusted together by :func:`mixlib.stats.holm`, so the chance
     that *any* verdict in the family is a false "higher", "lower" or "same" is at most ``level``.
     The returned p-values are the adjusted ones.
+
+    ``at_least[name] = (arm, baseline)`` adds one one-sided test each to the same family: "arm is
+    not worse than baseline by more than ``margin``" (:func:`mixlib.stats.noninferiority_p`). Its
+    :class:`Verdict` has ``p_difference`` NaN, the adjusted p-value as ``p_same``, and the verdict
+    ``"not worse"`` or ``"undecided"``.
     """
     stats_ = {name: contrast(results, *pair) for name, pair in claims.items()}
+    at_least = dict(at_least or {})
     raw = {}
     for name, stat in stats_.items():
         raw[(name, "difference")] = p_value(stat)
         raw[(name, "same")] = equivalence_p(stat, margin)
+    one_sided = {name: contrast(results, *pair) for name, pair in at_least.items()}
+    for name, stat in one_sided.items():
+        raw[(name, "not worse")] = noninferiority_p(stat, margin)
     adjusted = holm({f"{k[0]} | {k[1]}": v for k, v in raw.items()})
     out = {}
+    for name, stat in one_sided.items():
+        p = adjusted[f"{name} | not worse"]
+        out[name] = Verdict(stat, math.nan, p, "not worse" if p < level else "undecided")
     for name, stat in stats_.items():
         p_diff, p_same = adjusted[f"{name} | difference"], adjusted[f"{name} | same"]
         if p_diff < level:

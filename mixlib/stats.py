@@ -14,7 +14,8 @@ from numbers import Integral
 
 from scipy import stats
 
-__all__ = ["Stat", "summarize", "paired_difference", "over_draws", "p_value", "equivalence_p", "holm", "render_table"]
+__all__ = ["Stat", "summarize", "paired_difference", "over_draws", "p_value", "equivalence_p", "noninferiority_p",
+           "holm", "render_table"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,22 @@ def equivalence_p(stat: Stat, margin: float) -> float:
     lower = stats.t.sf((stat.mean + margin) / se, stat.n - 1)  # H0: mean <= -margin
     upper = stats.t.cdf((stat.mean - margin) / se, stat.n - 1)  # H0: mean >= +margin
     return float(max(lower, upper))
+
+
+def noninferiority_p(stat: Stat, margin: float) -> float:
+    """p-value of the one-sided test that the mean is above ``-margin`` ("not worse by the margin").
+
+    Small means the difference behind ``stat`` is at least ``-margin``: H0, ``mean <= -margin``,
+    is rejected by Student's t test with ``n - 1`` degrees of freedom.
+    """
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+        raise ValueError(f"margin must be a number > 0, got {margin!r}")
+    if stat.n < 2 or not math.isfinite(stat.std):
+        raise ValueError(f"a non-inferiority test needs at least two values, got n={stat.n}")
+    se = stat.std / math.sqrt(stat.n)
+    if se == 0:
+        return 0.0 if stat.mean > -margin else 1.0
+    return float(stats.t.sf((stat.mean + margin) / se, stat.n - 1))
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:

@@ -47,7 +47,7 @@ LONG_RUN = {"lr": 3e-3, "epochs": 200, "draws": (0, 1, 2),
 # The regime search's best candidates, followed up on ten fresh draws (none of draws 0-2), with the
 # arms that reproduced the noisy-label gain without mixing features.
 FOLLOW_UP = {"regimes": ("5 per class", "10 per class"), "draws": tuple(range(3, 13)),
-             "arms": (*REGIME_ARMS, "targets only", "label smoothing 0.35", "surrogate")}
+             "arms": (*REGIME_ARMS, "targets only", "label smoothing 0.35", "surrogate", "hard labels")}
 
 
 def long_run_cell(arm: str, draw: int) -> fair.Scored:
@@ -86,7 +86,7 @@ def main(what: str) -> int:
         results = {arm: {d: long_run_cell(arm, d) for d in LONG_RUN["draws"]} for arm in LONG_RUN["arms"]}
         meta = {"lr": LONG_RUN["lr"], "epochs": LONG_RUN["epochs"], "draws": list(LONG_RUN["draws"]),
                 "seeds": list(fair.SEEDS)}
-        print(fair.save("long_run", results, meta), f"{time.time() - start:.0f} s")
+        print(fair.save("long_run", results, meta, trajectories=True), f"{time.time() - start:.0f} s")
         return 0
     if what == "few":
         results = {regime: {arm: {d: regime_cell(regime, arm, d) for d in FOLLOW_UP["draws"]}

@@ -90,3 +90,13 @@ def test_every_arm_is_a_valid_recipe():
     assert math.isclose(fair.ARMS["label smoothing 0.35"]["label_smoothing"], fair.largest_entry_smoothing(2.0))
     with pytest.raises(ValueError, match="unknown arm"):
         fair.run_arm("nope", *fair.noisy_digits(0))
+
+
+def test_a_non_inferiority_claim_joins_the_family():
+    results = _results({"close": -0.002, "behind": -0.03}, {"close": 0.001, "behind": 0.002})
+    plain = fair.judge(results, {"close": ("close", "ERM")})
+    both = fair.judge(results, {"close": ("close", "ERM")},
+                      at_least={"close not worse": ("close", "ERM"), "behind not worse": ("behind", "ERM")})
+    assert both["close not worse"].verdict == "not worse" and math.isnan(both["close not worse"].p_difference)
+    assert both["behind not worse"].verdict == "undecided"
+    assert both["close"].p_same >= plain["close"].p_same  # a larger family, a stricter correction

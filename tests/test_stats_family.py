@@ -49,3 +49,13 @@ def test_holm_step_down():
     assert holm({"only": 0.02}) == {"only": 0.02}
     with pytest.raises(ValueError, match="p-value 'x'"):
         holm({"x": 1.5})
+
+
+def test_non_inferiority_is_one_side_of_tost():
+    from mixlib.stats import noninferiority_p
+    s = summarize([0.004, -0.003, 0.006, 0.001, -0.002, 0.005, 0.0, 0.003])
+    se = s.std / math.sqrt(s.n)
+    assert math.isclose(noninferiority_p(s, 0.01), stats.t.sf((s.mean + 0.01) / se, s.n - 1))
+    assert noninferiority_p(s, 0.01) <= equivalence_p(s, 0.01)
+    behind = summarize([-0.03, -0.031, -0.029, -0.03])
+    assert noninferiority_p(behind, 0.01) > 0.99
