@@ -160,11 +160,7 @@ def equivalence_p(stat: Stat, margin: float) -> float:
     Small means "the same, to within the margin": both ``mean <= -margin`` and ``mean >= margin``
     are rejected. The margin must be fixed before the data are seen.
     """
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
-        raise ValueError(f"margin must be a number > 0, got {margin!r}")
-    if stat.n < 2 or not math.isfinite(stat.std):
-        raise ValueError(f"an equivalence test needs at least two values, got n={stat.n}")
-    se = stat.std / math.sqrt(stat.n)
+    se = _margin_test_se(stat, margin, "an equivalence test")
     if se == 0:
         return 0.0 if abs(stat.mean) < margin else 1.0
     lower = stats.t.sf((stat.mean + margin) / se, stat.n - 1)  # H0: mean <= -margin
@@ -178,14 +174,19 @@ def noninferiority_p(stat: Stat, margin: float) -> float:
     Small means the difference behind ``stat`` is at least ``-margin``: H0, ``mean <= -margin``,
     is rejected by Student's t test with ``n - 1`` degrees of freedom.
     """
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
-        raise ValueError(f"margin must be a number > 0, got {margin!r}")
-    if stat.n < 2 or not math.isfinite(stat.std):
-        raise ValueError(f"a non-inferiority test needs at least two values, got n={stat.n}")
-    se = stat.std / math.sqrt(stat.n)
+    se = _margin_test_se(stat, margin, "a non-inferiority test")
     if se == 0:
         return 0.0 if stat.mean > -margin else 1.0
     return float(stats.t.sf((stat.mean + margin) / se, stat.n - 1))
+
+
+def _margin_test_se(stat: Stat, margin: object, test: str) -> float:
+    """Check a margin test's arguments; return the standard error of the mean behind ``stat``."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0:
+        raise ValueError(f"margin must be a number > 0, got {margin!r}")
+    if stat.n < 2 or not math.isfinite(stat.std):
+        raise ValueError(f"{test} needs at least two values, got n={stat.n}")
+    return stat.std / math.sqrt(stat.n)
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:

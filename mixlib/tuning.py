@@ -71,6 +71,32 @@ def _holdout_rows(n: int, fraction: object, seed: object, device: torch.device) 
     return order[held:].to(device), order[:held].to(device)
 
 
+def _sweep(caller: str, build: object, arm: object, seeds: object, lrs: object, epochs: object,
+           fit_kwargs: Mapping[str, Any]) -> tuple[list[int], list[float], int, dict, list[tuple[float, int]], list]:
+    """Check a learning-rate sweep's arguments; return them with its ``(lr, seed)`` runs and fresh models.
+
+    Run ``(lr, seed)`` starts from ``build()`` after ``seed_everything(seed)``, as in
+    :func:`mixlib.experiments.compare_methods`, so seed ``s`` starts alike in every arm and rate.
+    """
+    if isinstance(build, nn.Module) or not callable(build):
+        raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
+    seeds = check_seeds(seeds, distinct=True)
+    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or not lrs:
+        raise TypeError(f"lrs must be a non-empty sequence of learning rates, got {lrs!r}")
+    lrs = [check_positive("lrs[i]", lr) for lr in lrs]
+    epochs = check_positive_int("epochs", epochs)
+    spec = {"recipe": arm} if isinstance(arm, Recipe) else dict(arm)
+    clash = (set(spec) | set(fit_kwargs)) & {"lr", "epochs", "seed", "seeds", "x_test", "y_test", "eval_every"}
+    if clash:
+        raise ValueError(f"{caller} sets {sorted(clash)} itself; pass the sweep as lrs= and the longest run as epochs=")
+    runs = [(lr, seed) for lr in lrs for seed in seeds]
+    models = []
+    for _, seed in runs:
+        seed_everything(seed)
+        models.append(build())
+    return seeds, lrs, epochs, spec, runs, models
+
+
 def _best(curves: dict[float, list[float]], higher_is_better: bool) -> tuple[float, int]:
     """The ``(lr, epoch)`` (epoch counted from 1) with the best mean; ties to the smaller lr, earlier epoch."""
     sign = 1.0 if higher_is_better else -1.0
@@ -115,24 +141,8 @@ def tune(
         The :class:`Choice`; train the arm on the whole training set with ``lr=choice.lr`` and
         ``epochs=choice.epoch``.
     """
-    if isinstance(build, nn.Module) or not callable(build):
-        raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
-    seeds = check_seeds(seeds, distinct=True)
-    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or not lrs:
-        raise TypeError(f"lrs must be a non-empty sequence of learning rates, got {lrs!r}")
-    lrs = [check_positive("lrs[i]", lr) for lr in lrs]
-    epochs = check_positive_int("epochs", epochs)
-    spec = {"recipe": arm} if isinstance(arm, Recipe) else dict(arm)
-    clash = set(spec) & {"lr", "epochs", "seed", "x_test", "y_test", "eval_every"} | (
-        set(fit_kwargs) & {"lr", "epochs", "seed", "seeds", "x_test", "y_test", "eval_every"})
-    if clash:
-        raise ValueError(f"tune sets {sorted(clash)} itself; pass the sweep as lrs= and the longest run as epochs=")
+    seeds, lrs, epochs, spec, runs, models = _sweep("tune", build, arm, seeds, lrs, epochs, fit_kwargs)
     held = holdout_split(data, fraction, split_seed)
-    runs = [(lr, seed) for lr in lrs for seed in seeds]
-    models = []
-    for _, seed in runs:
-        seed_everything(seed)
-        models.append(build())
     kwargs = dict(fit_kwargs, **spec, epochs=epochs, x_test=held.x_test, y_test=held.y_test, eval_every=1)
     kwargs.setdefault("progress", False)
     if all(stackable(m) for m in models):
@@ -216,30 +226,14 @@ def tune_and_score(
         extra_loss: a term added to the loss (see :func:`~mixlib.ensemble.fit_ensemble`).
         **fit_kwargs: other arguments of :func:`~mixlib.train.fit` (``batch_size``, ...).
     """
-    if isinstance(build, nn.Module) or not callable(build):
-        raise TypeError(f"build must be a function that returns a new model, got {type(build).__name__}")
     if not isinstance(data, Split) or data.num_classes is None:
         raise TypeError("data must be a mixlib Split of class labels (tune_and_score measures accuracy)")
-    seeds = check_seeds(seeds, distinct=True)
-    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or not lrs:
-        raise TypeError(f"lrs must be a non-empty sequence of learning rates, got {lrs!r}")
-    lrs = [check_positive("lrs[i]", lr) for lr in lrs]
-    epochs = check_positive_int("epochs", epochs)
     if clean_labels is not None and (not isinstance(clean_labels, torch.Tensor)
                                      or clean_labels.shape != data.y_train.shape):
         raise ValueError(f"clean_labels must be a tensor shaped like data.y_train {tuple(data.y_train.shape)}")
-    spec = {"recipe": arm} if isinstance(arm, Recipe) else dict(arm)
-    clash = (set(spec) | set(fit_kwargs)) & {"lr", "epochs", "seed", "seeds", "x_test", "y_test", "eval_every"}
-    if clash:
-        raise ValueError(f"tune_and_score sets {sorted(clash)} itself; pass the sweep as lrs= and the longest "
-                         "run as epochs=")
+    seeds, lrs, epochs, spec, runs, models = _sweep("tune_and_score", build, arm, seeds, lrs, epochs, fit_kwargs)
     keep, out = _holdout_rows(len(data.x_train), fraction, split_seed, data.x_train.device)
     x_fit, y_fit = data.x_train[keep], data.y_train[keep]
-    runs = [(lr, seed) for lr in lrs for seed in seeds]
-    models = []
-    for _, seed in runs:
-        seed_everything(seed)
-        models.append(build())
     wrong = None if clean_labels is None else (y_fit != clean_labels.to(y_fit.device)[keep])
     test_logits: list[torch.Tensor] = []
     memorised: list[torch.Tensor] = []
