@@ -29,12 +29,15 @@ $(TEST_STAMP): $(BOOK_STAMP) requirements-test.txt
 	$(BIN)/python -c "import pytest, nbval, xdist, hypothesis, playwright, axe_playwright_python" 
 	touch $@
 
-## Recompute chapter 6's stored results (mixlib/results/*.json; about half an hour, two processes).
+## Recompute the stored results of chapters 6 and 7 (mixlib/results/*.json; about an hour and a quarter, two processes).
 results: $(BOOK_STAMP)
 	{ $(QUIET) $(BIN)/python scripts/fair_baseline.py fair && \
-	  $(QUIET) $(BIN)/python scripts/fair_baseline.py long; } & pid=$$!; \
+	  $(QUIET) $(BIN)/python scripts/fair_baseline.py long && \
+	  $(QUIET) $(BIN)/python scripts/fair_routes.py run 0 2 4; } & pid=$$!; \
 	  $(QUIET) $(BIN)/python scripts/fair_baseline.py regimes && \
-	  $(QUIET) $(BIN)/python scripts/fair_baseline.py few; wait $$pid
+	  $(QUIET) $(BIN)/python scripts/fair_baseline.py few && \
+	  $(QUIET) $(BIN)/python scripts/fair_routes.py run 1 3; wait $$pid && \
+	  $(QUIET) $(BIN)/python scripts/fair_routes.py merge
 
 ## Build the book into _build/html (strict: any warning or notebook error fails).
 book: $(BOOK_STAMP)

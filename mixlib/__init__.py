@@ -11,6 +11,8 @@ once), :mod:`~mixlib.train` (the training loop), :mod:`~mixlib.ensemble` (many s
 model), :mod:`~mixlib.experiments` and :mod:`~mixlib.stats` (methods compared over seeds, paired
 intervals), :mod:`~mixlib.tuning` (each arm's learning rate and stopping epoch chosen on held-out
 training data), :mod:`~mixlib.routes` (explicit routes to a flat representation, as losses),
+:mod:`~mixlib.fair` and :mod:`~mixlib.fair_routes` (chapters 6 and 7's experiments, whose results ship
+under ``mixlib/results/``),
 :mod:`~mixlib.plot` and :mod:`~mixlib.exercises` (checkers).
 
 The names most used in the book are re-exported here, so that ``mixlib.sample_lambda`` is
