@@ -43,13 +43,13 @@ __all__ = [
 ]
 
 DRAWS = fair.DRAWS
-#: The weights of each route's sweep: beta for reconstruction, gamma for linearisation.
+#: The weights of each route's sweep (beta for reconstruction, gamma for linearisation).
 WEIGHTS = (0.01, 0.1, 1.0, 10.0)
 #: The rotation angles of the linearisation route's trajectories (degrees).
 ANGLES = (-30, -20, -10, 0, 10, 20, 30)
-#: The arm that mixes inputs along the learned interpolator: pixel mixing plus the decoder's bend.
+#: The arm that mixes inputs along the learned interpolator (pixel mixing plus the decoder's bend).
 BENT = "mixup + decoder bend"
-#: ERM at its chosen learning rate, trained for all of ``fair.EPOCHS`` epochs: the baseline nobody stopped.
+#: ERM at its chosen learning rate, trained for all of ``fair.EPOCHS`` epochs (the baseline nobody stopped).
 NOT_STOPPED = "ERM, not stopped"
 INTERPOLATOR_EPOCHS = 20
 DECODER_HIDDEN = 128
@@ -70,7 +70,7 @@ def _arms() -> dict[str, tuple[str, Any]]:
     return arms
 
 
-#: Each arm's name and ``(kind, setting)``: a chapter 6 recipe, a route with its weight, or the
+#: Each arm's name and ``(kind, setting)``, a chapter 6 recipe, a route with its weight, or the
 #: interpolator with its Beta parameter.
 ARMS: dict[str, tuple[str, Any]] = _arms()
 
@@ -140,7 +140,7 @@ def checkpoints(name: str, setup: Setup, lr: float, epoch: int) -> list[StagedNe
     """Each seed's model of arm ``name`` at learning rate ``lr`` after ``epoch`` epochs, on the fitting part.
 
     These are the models :func:`run_arm` measured when it chose ``(lr, epoch)``, bit for bit: the whole
-    sweep (every learning rate of :data:`mixlib.fair.LRS`, every seed) is trained again as one ensemble,
+    sweep (every learning rate of ``fair.LRS``, every seed) is trained again as one ensemble,
     stopped after ``epoch`` epochs, and the members of ``lr`` are returned. Training those members
     alone would start from the same weights and see the same mini-batches, but an ensemble of another
     size adds its floating-point numbers in another order, and after many epochs a few test
