@@ -21,7 +21,7 @@ chapter and the tests check the accuracy is the stored one to the last digit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +33,21 @@ from .data import Split
 from .ensemble import fit_ensemble
 from .flatness import chord_deviation, class_dimension, head_split_bend, sensitivity_ratio
 from .manifold import StagedNet
-from .routes import Interpolator, Linearisation, Reconstruction, chord_pairs, train_interpolators, transformed_digits
+from .routes import (
+    Interpolator,
+    Linearisation,
+    Reconstruction,
+    chord_pairs,
+    curvature_loss,
+    train_interpolators,
+    transformed_digits,
+)
 from .seeding import seed_everything
 from .tuning import Scored, crossfit_nll, holdout_split, tune_and_score
 
 __all__ = [
     "DRAWS", "WEIGHTS", "ANGLES", "BENT", "ARMS", "NOT_STOPPED", "MEASURES", "Setup", "prepare", "run_arm",
-    "checkpoints", "measure", "not_stopped",
+    "checkpoints", "matched", "measure", "not_stopped", "tuned_weight",
 ]
 
 DRAWS = fair.DRAWS
@@ -56,7 +64,7 @@ DECODER_HIDDEN = 128
 TRIPLES = 32
 #: What :func:`measure` records for each model.
 MEASURES = ("accuracy", "nll", "memorised", "bend", "head bend", "rest bend", "logit bend", "class dim",
-            "rotation")
+            "rotation", "rotation curvature", "top share", "rotation alignment")
 
 
 def _arms() -> dict[str, tuple[str, Any]]:
@@ -173,12 +181,21 @@ def measure(models: Sequence[StagedNet], setup: Setup, n_pairs: int = 200) -> di
     - ``logit bend``: :func:`~mixlib.flatness.chord_deviation` of the whole model along the same chords;
     - ``class dim``: :func:`~mixlib.flatness.class_dimension` of the test features;
     - ``rotation``: :func:`~mixlib.flatness.sensitivity_ratio` of the features for every test digit
-      rotated by 30 degrees.
+      rotated by 30 degrees;
+    - ``rotation curvature``: :func:`~mixlib.routes.curvature_loss` of the features along each test
+      digit rotated through :data:`ANGLES`, averaged over the consecutive triples (what linearisation asks
+      to be small);
+    - ``top share``: per class, the share of the within-class variance of the test features along its
+      first principal direction, averaged over the classes;
+    - ``rotation alignment``: per class, ``|cos|`` between that first direction and the class's mean
+      feature step of a 10 degree rotation (from 0 to 10 degrees), averaged over the classes.
     """
     data = setup.data
     pairs = chord_pairs(len(data.x_test), n_pairs)
     x, x2 = data.x_test[pairs[:, 0]], data.x_test[pairs[:, 1]]
     turned = transformed_digits(data.x_test, [30])[:, 0]
+    paths = transformed_digits(data.x_test, ANGLES)  # (n_test, len(ANGLES), 64)
+    upright = ANGLES.index(0)
     fitting = holdout_split(data)
     clean_fit = holdout_split(Split(data.x_train, setup.clean, data.x_test, data.y_test, data.num_classes)).y_train
     wrong = fitting.y_train != clean_fit
@@ -189,6 +206,8 @@ def measure(models: Sequence[StagedNet], setup: Setup, n_pairs: int = 200) -> di
             h = model.features(data.x_test)
             fitted = model(fitting.x_train[wrong]).argmax(-1) == fitting.y_train[wrong]
             split = head_split_bend(model, x, x2)
+            along = model.features(paths.reshape(-1, paths.shape[-1])).reshape(*paths.shape[:2], -1)
+            top, aligned = _top_direction(h, along[:, upright + 1] - along[:, upright], data.y_test)
             row = {
                 "accuracy": float((logits.argmax(-1) == data.y_test).double().mean()),
                 "nll": crossfit_nll(logits, data.y_test),
@@ -199,10 +218,51 @@ def measure(models: Sequence[StagedNet], setup: Setup, n_pairs: int = 200) -> di
                 "logit bend": float(chord_deviation(model, x, x2).mean()),
                 "class dim": float(class_dimension(h, data.y_test)),
                 "rotation": sensitivity_ratio(model.features, data.x_test, turned),
+                "rotation curvature": float(curvature_loss(along[:, :-2], along[:, 1:-1], along[:, 2:]).mean()),
+                "top share": top,
+                "rotation alignment": aligned,
             }
         for m in MEASURES:
             out[m].append(row[m])
     return out
+
+
+def _top_direction(h: torch.Tensor, step: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean over classes of the top principal direction's variance share, and its ``|cos|`` with the mean ``step``."""
+    shares, cosines = [], []
+    for c in labels.unique():
+        rows = h[labels == c].double()
+        _, s, vh = torch.linalg.svd(rows - rows.mean(0), full_matrices=False)
+        shares.append(float(s[0] ** 2 / s.pow(2).sum()))
+        mean_step = step[labels == c].double().mean(0)
+        cosines.append(float((vh[0] @ mean_step).abs() / mean_step.norm().clamp_min(1e-12)))
+    return sum(shares) / len(shares), sum(cosines) / len(cosines)
+
+
+def matched(name: str, setup: Setup, lr: float, epoch: int) -> list[StagedNet]:
+    """Each seed's model of arm ``name`` trained alone at learning rate ``lr`` for ``epoch`` epochs.
+
+    For comparing flatness at one training budget: every arm trained with the same ``(lr, epoch)``
+    (ERM's choice on the draw, say) differs from ERM only in its loss, not in how long or how fast it
+    trained. Same initial weights, mini-batches and streams as :func:`checkpoints`; not its models.
+    """
+    seeds = list(fair.SEEDS)
+    spec, extra = _training(name, setup, seeds)
+    models = []
+    for s in seeds:
+        seed_everything(s)
+        models.append(fair.build())
+    fitting = holdout_split(setup.data)
+    fit_ensemble(models, fitting.x_train, fitting.y_train, seeds=seeds, lr=lr, epochs=epoch, batch_size=fair.BATCH,
+                 extra_loss=extra, progress=False, **spec)
+    return models
+
+
+def tuned_weight(scored: Mapping[str, Mapping[int, Scored]], arms: Sequence[str]) -> dict[int, Scored]:
+    """A route with its weight chosen like its learning rate: per draw, the arm of ``arms`` (one route at
+    several weights) whose chosen ``(lr, epoch)`` has the best mean held-out accuracy (ties to the first)."""
+    draws = sorted(set.intersection(*(set(scored[a]) for a in arms)))
+    return {d: max((scored[a][d] for a in arms), key=lambda s: s.heldout) for d in draws}
 
 
 def not_stopped(setup: Setup, erm: Scored) -> tuple[Scored, dict[str, list[float]]]:

@@ -101,7 +101,8 @@ def test_the_stored_routes_follow_the_current_protocol():
     assert META["weights"] == list(fair_routes.WEIGHTS) and META["angles"] == list(fair_routes.ANGLES)
     assert set(STORED["scored"]) == {*fair_routes.ARMS, fair_routes.NOT_STOPPED}
     assert set(STORED["measures"]) == {*fair_routes.ARMS, fair_routes.NOT_STOPPED, "untrained"}
-    for by_draw in (*STORED["scored"].values(), *STORED["measures"].values()):
+    assert set(STORED["matched"]) == {*fair_routes.ARMS, "untrained"}
+    for by_draw in (*STORED["scored"].values(), *STORED["measures"].values(), *STORED["matched"].values()):
         assert set(by_draw) == set(fair_routes.DRAWS)
 
 
@@ -145,3 +146,32 @@ def test_every_arm_remeasures_to_the_stored_flatness(arm, last_draw):
         fresh = fair_routes.measure(fair_routes.checkpoints(arm, last_draw, scored.lr, scored.epoch), last_draw)
     for measure in fair_routes.MEASURES:
         assert fresh[measure] == pytest.approx(STORED["measures"][arm][draw][measure], rel=1e-6, abs=1e-9), measure
+
+
+@pytest.mark.parametrize("arm", ["manifold mixup", "linearisation γ=10"])
+def test_the_matched_budget_remeasures_to_the_stored_flatness(arm, last_draw):
+    erm = STORED["scored"]["ERM"][last_draw.draw]
+    fresh = fair_routes.measure(fair_routes.matched(arm, last_draw, erm.lr, erm.epoch), last_draw)
+    for measure in fair_routes.MEASURES:
+        assert fresh[measure] == pytest.approx(STORED["matched"][arm][last_draw.draw][measure], rel=1e-6, abs=1e-9)
+
+
+def test_a_tuned_weight_is_the_best_held_out_arm_of_each_draw():
+    def scored(heldout):
+        return fair.Scored(1e-3, 1, heldout, [heldout], [0.0], None, {}, [])
+
+    table = {"a": {0: scored(0.5), 1: scored(0.7)}, "b": {0: scored(0.6), 1: scored(0.7)}}
+    chosen = fair_routes.tuned_weight(table, ["a", "b"])
+    assert chosen[0] is table["b"][0] and chosen[1] is table["a"][1]  # a tie goes to the first arm
+
+
+def test_the_top_direction_of_a_class_spread_along_the_step():
+    g = torch.Generator().manual_seed(0)
+    step = torch.randn(8, generator=g)
+    labels = torch.arange(60) % 3
+    along = torch.randn(60, 1, generator=g) * step + 0.01 * torch.randn(60, 8, generator=g)
+    share, cosine = fair_routes._top_direction(along, step.expand(60, 8), labels)
+    assert share > 0.99 and cosine > 0.99
+    round_cloud = torch.randn(600, 8, generator=g)
+    share, _ = fair_routes._top_direction(round_cloud, step.expand(600, 8), torch.arange(600) % 3)
+    assert share < 0.3
