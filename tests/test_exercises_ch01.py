@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from exercise_helpers import assert_accepted, assert_rejected
+from exercise_helpers import assert_accepted, assert_rejected, assert_shortcut, specific_hints
 from torch.nn import functional as F
 
 from mixlib import metrics
 from mixlib.exercises import ch01
+
+# Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
+_specific = pytest.fixture(autouse=True)(specific_hints)
 
 
 def vicinal_risk(model, x, y, sigma, n_draws, generator):
@@ -76,7 +79,7 @@ def vr_stub(model, x, y, sigma, n_draws, generator):
         (vr_softmax_first, "raw logits"),
         (vr_no_noise, "noise never reached"),
         (vr_variance, "sigma\\*\\*2"),
-        (vr_global_rng, "generator=generator"),
+        (vr_global_rng, "identically seeded generators gave different answers"),
         (vr_tensor_per_example, "single number"),
         (vr_crashes, "RuntimeError"),
         (vr_stub, "Not attempted yet"),
@@ -306,10 +309,11 @@ def far_confident_share(model, x_train, points, min_distance, threshold):
     return float((top > threshold).float().mean())
 
 
-def test_far_confident_share_reference_and_library_pass():
+def test_far_confident_share_reference_passes_and_the_library_is_a_shortcut():
     assert_accepted(ch01.check_far_confident_share, far_confident_share)
-    assert_accepted(ch01.check_far_confident_share,
-                    lambda m, x, p, d, t: metrics.confidence_away_from_data(m, x, p, d, t))
+    assert_shortcut(ch01.check_far_confident_share,
+                    lambda m, x, p, d, t: metrics.confidence_away_from_data(m, x, p, d, t),
+                    "mixlib.metrics.confidence_away_from_data")
 
 
 def _far(select="min", divide="far", use="softmax", compare="gt"):

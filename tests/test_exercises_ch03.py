@@ -8,9 +8,12 @@ import re
 import numpy as np
 import pytest
 import torch
-from exercise_helpers import assert_rejected
+from exercise_helpers import assert_rejected, assert_shortcut, specific_hints
 
 from mixlib.exercises import ch03
+
+# Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
+_specific = pytest.fixture(autouse=True)(specific_hints)
 
 # --- mixing at a hidden layer -------------------------------------------------------------
 
@@ -63,9 +66,10 @@ def mh_stub(model, x, layer, lam, perm):
     raise NotImplementedError
 
 
-def test_mix_hidden_reference_passes():
+def test_mix_hidden_reference_passes_and_the_library_is_a_shortcut():
     assert ch03.check_mix_hidden(mix_hidden)
-    assert ch03.check_mix_hidden(mh_library, strict=True).passed
+    assert ch03.check_mix_hidden(mix_hidden, strict=True).passed
+    assert_shortcut(ch03.check_mix_hidden, mh_library, "mixlib.manifold.StagedNet.forward_mixed")
 
 
 @pytest.mark.parametrize(
@@ -130,7 +134,9 @@ def fs_gram(h, labels):
 
 
 def fs_centred(h, labels):
-    return flattening_summary_of(h, labels, center=True)
+    svals = _per_class(h, labels, lambda H: torch.linalg.svdvals(H - H.mean(0)))
+    n = len(svals)
+    return sum(float(s[0]) for s in svals) / n, sum(float(s[1:].sum()) for s in svals) / n
 
 
 def flattening_summary_of(h, labels, center):
@@ -156,7 +162,10 @@ def fs_one_number(h, labels):
 
 def test_flattening_reference_passes():
     assert ch03.check_flattening_summary(flattening_summary)
-    assert ch03.check_flattening_summary(lambda h, y: flattening_summary_of(h, y, False), strict=True)
+    assert ch03.check_flattening_summary(flattening_summary, strict=True)
+    for center in (False, True):  # the library, called rightly or wrongly
+        assert_shortcut(ch03.check_flattening_summary, lambda h, y, c=center: flattening_summary_of(h, y, c),
+                        "mixlib.flatness.flattening_summary")
 
 
 @pytest.mark.parametrize(
@@ -290,11 +299,14 @@ def mh_library_swapped(model, x, layer, lam, perm):
         (mh_partners_only, "partners' forward pass"),
         (mh_returns_pair, "you returned tuple"),
         (mh_always_input_mixup, "not the forward pass continued from"),
-        (mh_library_swapped, "weights are swapped"),
     ],
 )
 def test_mix_hidden_checker_rejects_more_wrong_answers(answer, hint):
     assert_rejected(ch03.check_mix_hidden, answer, hint)
+
+
+def test_the_library_called_with_swapped_weights_is_still_a_shortcut():
+    assert_shortcut(ch03.check_mix_hidden, mh_library_swapped, "mixlib.manifold.StagedNet.forward_mixed")
 
 
 def fs_swapped_pair(h, labels):

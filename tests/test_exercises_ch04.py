@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from exercise_helpers import assert_rejected
+from exercise_helpers import assert_rejected, assert_shortcut, specific_hints
 from torch import nn
 
 from mixlib.exercises import ch04
 from mixlib.gradients import FOUR_TERM_KEYS, expected_mmix_loss, gradient_terms, mixing_constant
+
+# Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
+_specific = pytest.fixture(autouse=True)(specific_hints)
 
 # --- reference solutions, as in the book -----------------------------------------------------------
 
@@ -42,9 +45,9 @@ def test_reference_solutions_pass():
     assert ch04.check_expected_loss(expected_loss, strict=True).passed
 
 
-def test_library_functions_pass_the_checkers_too():
-    assert ch04.check_mixing_constant(mixing_constant)
-    assert ch04.check_expected_loss(expected_mmix_loss)
+def test_library_functions_are_shortcuts():
+    assert_shortcut(ch04.check_mixing_constant, mixing_constant, "mixlib.gradients.mixing_constant")
+    assert_shortcut(ch04.check_expected_loss, expected_mmix_loss, "mixlib.gradients.expected_mmix_loss")
 
 
 def test_reference_terms_agree_with_gradient_terms_on_a_network():
@@ -63,7 +66,7 @@ def test_reference_terms_agree_with_gradient_terms_on_a_network():
 
     with torch.no_grad():
         e, e2 = y - head(features(x))[:, 0], y2 - head(features(x2))[:, 0]
-    mine = ch04.terms_from_gradients_reference(e, e2, per_example(x), per_example(x2), 0.35)
+    mine = ch04._terms_from_gradients_reference(e, e2, per_example(x), per_example(x2), 0.35)
     lib = gradient_terms(features, head, x, x2, y, y2, 0.35)
     for key in FOUR_TERM_KEYS:
         assert torch.allclose(mine[key], lib[key], atol=1e-12), key
@@ -194,7 +197,7 @@ def c_tensor(alpha):
     ("answer", "hint"),
     [
         (c_independent, "not independent"),
-        (c_plus_var, "Subtract instead"),
+        (c_plus_var, "subtract it instead"),
         (c_variance, "Var\\(lam\\) itself"),
         (c_no_half, "factor 1/2"),
         (c_variance_no_plus_one, "dropped the \\+1"),
@@ -250,7 +253,7 @@ def el_monte_carlo(e, alpha):
     ("answer", "hint"),
     [
         (el_no_penalty, "left out the penalty"),
-        (el_erm, "not to mean\\(e\\^2\\)"),
+        (el_erm, "do not average to mean\\(e\\^2\\)"),
         (el_no_half, "forgot the factor 1/2"),
         (el_half_on_penalty_only, "applies to the whole square"),
         (el_quarter, "c = 1/4"),

@@ -6,9 +6,12 @@ import math
 
 import pytest
 import torch
-from exercise_helpers import assert_rejected
+from exercise_helpers import assert_rejected, specific_hints
 
 from mixlib.exercises import ch05
+
+# Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
+_specific = pytest.fixture(autouse=True)(specific_hints)
 
 # --- exercise 1 -------------------------------------------------------------------------------------
 

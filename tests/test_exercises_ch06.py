@@ -7,10 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from exercise_helpers import assert_accepted, assert_rejected
+from exercise_helpers import assert_accepted, assert_rejected, specific_hints
 from scipy import stats
 
 from mixlib.exercises import ch06
+
+# Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
+_specific = pytest.fixture(autouse=True)(specific_hints)
 
 # --- reference solutions, as in the book -----------------------------------------------------------
 

@@ -13,10 +13,13 @@ import time
 import numpy as np
 import pytest
 import torch
-from exercise_helpers import assert_accepted, assert_rejected
+from exercise_helpers import assert_accepted, assert_rejected, specific_hints
 
 import mixlib.exercises as ex
 from mixlib.exercises import Feedback, ch01, ch02, ch03, ch05, runner
+
+# Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
+_specific = pytest.fixture(autouse=True)(specific_hints)
 
 
 def best_scale(lam):
@@ -105,7 +108,7 @@ def test_the_time_limit_works_off_the_main_thread_too():
 
 _TRACE_SCRIPT = """
 import sys
-from mixlib.exercises import ch05, runner
+from mixlib.exercises import ch05, hint_stage, runner
 runner.alarm_usable = lambda: False
 runner.async_exc_usable = lambda: False
 
@@ -115,8 +118,11 @@ def endless(lam):
 
 feedback = ch05.check_best_scale(endless, time_limit=0.3)
 assert not feedback and "stopped after 0.3 seconds" in feedback.message, feedback
-assert sys.gettrace() is None
-assert ch05.check_best_scale(lambda lam: 1.0).message.startswith("for lam = 0.7")
+assert sys.gettrace() is None and sys.getprofile() is None
+with hint_stage(2):
+    assert ch05.check_best_scale(lambda lam: 1.0).message.startswith("for lam = 0.7")
+assert "you called" in ch05.check_best_scale(ch05._best_scale).message  # the call watcher beside the trace
+assert sys.gettrace() is None and sys.getprofile() is None
 print("ok")
 """
 

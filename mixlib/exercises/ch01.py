@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from . import Feedback, as_float, call, checker, diagnose, float_note, hint, passed
+from . import Feedback, as_float, call, checker, diagnose, float_note, hint, passed, prefixed, staged
 
 
 def _linear_model() -> nn.Module:
@@ -113,7 +113,11 @@ def _correlation_references() -> tuple[float, float]:
     return independent, shared
 
 
-@checker("vicinal_risk(model, x, y, sigma, n_draws, generator)")
+@checker("vicinal_risk(model, x, y, sigma, n_draws, generator)",
+         nudge="Look at what your estimate averages: the cross-entropy of the model on noisy copies of the whole "
+               "data set, every example and coordinate with its own noise of size sigma drawn from `generator`, "
+               "averaged over all the copies and all the examples.",
+         shortcuts=(_gaussian_vicinal_risk,))
 def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
     """Check ``vicinal_risk(model, x, y, sigma, n_draws, generator) -> float``.
 
@@ -136,16 +140,16 @@ def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
     problem = diagnose(value, ref["erm"], {
         "you seem to sum the cross-entropy over the examples instead of averaging it.": ref["summed"],
         "F.cross_entropy expects raw logits: you applied softmax before it.": ref["on_probs"],
-        "you took minus the mean probability of the true class, without a log; the cross-entropy is minus "
-        "the mean LOG-probability: use F.cross_entropy on the logits.": ref["minus_nll_no_log"],
-        "you passed probabilities to nll_loss, which expects log-probabilities (that is why your risk is "
-        "negative); use F.cross_entropy on the logits.": ref["nll_no_log"],
+        staged("you took minus the mean probability of the true class, without a log; the cross-entropy is minus "
+               "the mean LOG-probability.", "Use F.cross_entropy on the logits."): ref["minus_nll_no_log"],
+        staged("you passed probabilities to nll_loss, which expects log-probabilities (that is why your risk is "
+               "negative).", "Use F.cross_entropy on the logits."): ref["nll_no_log"],
         "you scored the model against the wrong labels (1 - y); the targets are y.": ref["log_wrong_class"],
         "you seem to sum over the draws (here 3) instead of averaging over them.": 3 * ref["erm"],
     }, fallback="it should be the mean cross-entropy of model(x) against y over the examples (the empirical "
                 "risk), because no noise means no vicinity.")
     if problem is not None:
-        return hint("with sigma = 0 (no noise), " + problem.message)
+        return prefixed("with sigma = 0 (no noise), ", problem)
 
     # 2) The noise must come from `generator`: equal seeds, equal answers; different seeds, different ones.
     values, generators, note = [], [], ""
@@ -173,23 +177,25 @@ def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
             return problem
         if abs(value - tilted_erm) < 1e-6:
             return hint(f"with sigma = {sigma} you returned the plain empirical risk, on two different models: "
-                        "the noise never reached the inputs. Evaluate the model on x + sigma * noise.")
+                        "the noise never reached the inputs.", "Evaluate the model on x + sigma * noise.")
         return hint(f"with sigma = {sigma} your value equals the plain empirical risk exactly, on a model whose "
                     "logits do not change when both coordinates of an input move by the same amount, yet on "
                     "another model your noise does change the risk: you seem to add the same noise value to "
                     "every coordinate (one number per copy, or per example). The noise must be drawn "
-                    "independently for every example and every coordinate of every copy: "
-                    "torch.randn(n_draws, *x.shape, generator=generator).")
+                    "independently for every example and every coordinate of every copy.",
+                    "Draw it with torch.randn(n_draws, *x.shape, generator=generator).")
     if a != b:
-        return hint("two calls with identically seeded generators gave different answers: draw the noise with "
-                    "torch.randn(..., generator=generator), and no other source of randomness.")
+        return hint("two calls with identically seeded generators gave different answers: the noise must come "
+                    "from `generator`, and from no other source of randomness.",
+                    "Draw it with torch.randn(..., generator=generator).")
     if generators[0]:
-        return hint("your function never drew from `generator` (its state was the same after the call): draw "
-                    "the noise with torch.randn(..., generator=generator), so that the caller controls it.")
+        return hint("your function never drew from `generator` (its state was the same after the call): the "
+                    "noise must come from it, so that the caller controls it.",
+                    "Draw it with torch.randn(..., generator=generator).")
     if a == c:
         return hint("two generators seeded differently gave exactly the same answer: your noise does not come "
-                    "from `generator` (did you reseed, or make a generator of your own?). Use "
-                    "torch.randn(..., generator=generator).")
+                    "from `generator` (did you reseed, or make a generator of your own?).",
+                    "Use torch.randn(..., generator=generator).")
 
     # 3) Both estimates (seeds 7 and 8) must match a precise one to within Monte Carlo error.
     tolerance = ref["tolerance"]
@@ -210,18 +216,18 @@ def check_vicinal_risk(vicinal_risk: Callable) -> Feedback:
                            "multiply standard normal noise by sigma.",
         "sqrt_sigma": "your noise has standard deviation sqrt(sigma); sigma is the standard deviation itself, "
                       "so multiply standard normal noise by sigma.",
-        "uniform": "your noise looks uniform on [0, sigma] (torch.rand); the vicinity is Gaussian: use "
-                   "torch.randn, standard normal noise, times sigma.",
+        "uniform": staged("your noise looks uniform on [0, sigma] (torch.rand); the vicinity is Gaussian: "
+                          "standard normal noise, times sigma.", "Draw it with torch.randn."),
         "summed_noisy": "you seem to sum over the examples instead of averaging over them.",
         "summed_draws": "you seem to sum over the draws instead of averaging over them.",
     }
     for key, message in mistakes.items():
         if near(key):
-            return hint(f"with sigma = {sigma}: {message}")
+            return prefixed(f"with sigma = {sigma}: ", hint(message))
     if abs(a - c) > 1.5 * tolerance:
         return hint(f"with sigma = {sigma} and {n_draws} draws, your estimates for two seeds differ by "
                     f"{abs(a - c):.3g}, far more than the Monte Carlo error of {n_draws} draws allows: are you "
-                    "drawing fewer noisy copies than n_draws (one copy reused, or one noise value per copy)? "
+                    "drawing fewer noisy copies than n_draws (one copy reused, or one noise value per copy)?",
                     "Draw noise of shape (n_draws, *x.shape).")
     return hint(f"with sigma = {sigma} and {n_draws} draws you returned {a:.4f}, which is further from the "
                 "vicinal risk than Monte Carlo error explains. Check that the noise is sigma times standard "
@@ -253,8 +259,8 @@ def _check_independent_noise(vicinal_risk: Callable) -> Feedback | None:
         return hint(f"your estimate has the right average but the wrong spread: on one point repeated "
                     f"{_REPEATS} times, with n_draws = 1, it varies across seeds as much as the loss of a single "
                     "noisy example does, so the examples of a copy seem to share their noise. Each example needs "
-                    "its own noise: draw torch.randn(n_draws, *x.shape, generator=generator), not one noise "
-                    "vector per copy broadcast over the batch.")
+                    "its own noise, not one noise vector per copy broadcast over the batch.",
+                    "Draw torch.randn(n_draws, *x.shape, generator=generator).")
     return None
 
 
@@ -297,7 +303,13 @@ def _segment_reference(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_poi
         }
 
 
-@checker("segment_confidence(model, a, b, n_points)")
+@checker("segment_confidence(model, a, b, n_points)",
+         nudge="Look at which probability you average, and over which points: the probability of the model's "
+               "most likely class at each point, on points spread evenly along the whole segment, both ends "
+               "included.",
+         shortcuts=(_segment_reference, ("mixlib.metrics.mean_confidence",
+                                         "the mean top-class probability of a batch of logits, the heart of this "
+                                         "exercise")))
 def check_segment_confidence(segment_confidence: Callable) -> Feedback:
     """Check ``segment_confidence(model, a, b, n_points) -> float``.
 
@@ -319,24 +331,27 @@ def check_segment_confidence(segment_confidence: Callable) -> Feedback:
             return problem
         where = f"from a = {a.tolist()} to b = {b.tolist()} with n_points = {n_points}: "
         problem = diagnose(value, ref["right"], {
-            "you averaged the probability of class 1; the confidence is the LARGEST class "
-            "probability at each point (.max(dim=1)).": ref["class1"],
-            "you averaged the probability of class 0; the confidence is the LARGEST class "
-            "probability at each point (.max(dim=1)).": ref["class0"],
+            staged("you averaged the probability of class 1; the confidence is the LARGEST class "
+                   "probability at each point.", "Take it with .max(dim=1)."): ref["class1"],
+            staged("you averaged the probability of class 0; the confidence is the LARGEST class "
+                   "probability at each point.", "Take it with .max(dim=1)."): ref["class0"],
             "you averaged the largest logit; apply softmax first to get probabilities.": ref["logits"],
-            "include both endpoints a and b: torch.linspace(0, 1, n_points) gives the weights.": ref["interior"],
-            "the last point must be b itself: use torch.linspace(0, 1, n_points), not "
-            "torch.arange(n_points) / n_points.": ref["open_end"],
-            "you took the SMALLEST class probability; the confidence is the largest (.max(dim=1)).": ref["min"],
+            staged("include both endpoints a and b among the n_points points.",
+                   "torch.linspace(0, 1, n_points) gives the weights t."): ref["interior"],
+            staged("the last point must be b itself, and torch.arange(n_points) / n_points stops short of it.",
+                   "Use torch.linspace(0, 1, n_points)."): ref["open_end"],
+            staged("you took the SMALLEST class probability; the confidence is the largest.",
+                   "Take it with .max(dim=1)."): ref["min"],
             "you took the softmax over the points (dim=0) instead of over the classes (dim=1).": ref["dim0"],
             "you took the largest probability over the whole segment; average the top probability over the "
             "points instead.": ref["max_all"],
             "you used only the two endpoints a and b; take n_points evenly spaced points.": ref["ends_only"],
             "you averaged the log of the top probability; the confidence is the probability itself.": ref["log"],
-        }, fallback="the confidence at a point is the largest entry of softmax(model(point)); average it over "
-                    "the n_points points (1 - t) a + t b, t = torch.linspace(0, 1, n_points).")
+        }, fallback=staged("the confidence at a point is the largest entry of the softmax of the model's logits "
+                           "there; average it over the n_points points of the segment, both ends included.",
+                           "The points are (1 - t) a + t b with t = torch.linspace(0, 1, n_points)."))
         if problem is not None:
-            return hint(where + problem.message)
+            return prefixed(where, problem)
     return passed("your function averages the top class probability along the segment, endpoints included.")
 
 
@@ -382,7 +397,10 @@ def _far_reference(model: nn.Module, x_train: torch.Tensor, points: torch.Tensor
     }
 
 
-@checker("far_confident_share(model, x_train, points, min_distance, threshold)")
+@checker("far_confident_share(model, x_train, points, min_distance, threshold)",
+         nudge="Look at which points enter the share and what you count among them: only the query points that "
+               "are far from every training point, and among those the ones where the model is confident.",
+         shortcuts=(_far_reference, "mixlib.metrics.confidence_away_from_data"))
 def check_far_confident_share(far_confident_share: Callable) -> Feedback:
     """Check ``far_confident_share(model, x_train, points, min_distance, threshold) -> float``.
 
@@ -404,8 +422,9 @@ def check_far_confident_share(far_confident_share: Callable) -> Feedback:
                 ref["all_points"],
             "you did not use the distance to the training data: count only the points farther than "
             "min_distance from every training point.": ref["ignore_distance"],
-            "you used the mean distance to the training points; a point is far when even its NEAREST "
-            "training point is farther than min_distance (torch.cdist(...).min(dim=1)).": ref["mean_distance"],
+            staged("you used the mean distance to the training points; a point is far when even its NEAREST "
+                   "training point is farther than min_distance.",
+                   "Take torch.cdist(...).min(dim=1)."): ref["mean_distance"],
             "you measured the points NEAR the data; the exercise asks about those farther than min_distance.":
                 ref["near"],
             "you returned a count; return the share (a number between 0 and 1).": ref["count"],
@@ -421,6 +440,6 @@ def check_far_confident_share(far_confident_share: Callable) -> Feedback:
                                     "the points where it exceeds min_distance, and return the share of those whose "
                                     "largest softmax probability exceeds threshold.")
         if problem is not None:
-            return hint(where + problem.message)
+            return prefixed(where, problem)
     return passed("your share counts confident answers where no training point is near, as "
                   "metrics.confidence_away_from_data does.")

@@ -13,7 +13,20 @@ from torch.nn import functional as nnf
 
 from ..flatness import chord_nonlinearity
 from ..metrics import reliability
-from . import Feedback, as_float, as_tensor, call, checker, diagnose, float_note, hint, passed
+from . import (
+    Feedback,
+    as_float,
+    as_tensor,
+    call,
+    checker,
+    diagnose,
+    float_note,
+    form_hint,
+    hint,
+    passed,
+    prefixed,
+    staged,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the mixup batch
@@ -58,23 +71,33 @@ def _which(out: torch.Tensor, variants: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
+# (the mistake, the formula that fixes it), with {name} the side, x or y
 _SIDE_HINTS = {
-    "unmixed": "you returned {name} unchanged: {name} must be mixed too, with the same lam and perm.",
-    "partner": "you returned the partners {name}[perm] alone; the mixed batch is "
-               "lam * {name} + (1 - lam) * {name}[perm].",
-    "inverse": "row i's partner is row perm[i], which is {name}[perm]; you used the inverse pairing "
-               "(argsort(perm), or assigning out[perm] = ...) for {name}.",
-    "flip": "pair with the perm you are given: {name}.flip(0) is timm's fixed pairing, not perm.",
-    "roll": "pair with the perm you are given: {name}.roll(1, 0) is torchvision's fixed pairing, not perm.",
-    "half": "you mixed {name} half and half, ({name} + {name}[perm]) / 2; the weights are lam and 1 - lam.",
-    "no_one_minus": "the partner's weight is missing: the mix is lam * {name} + (1 - lam) * {name}[perm], "
-                    "whose two weights add up to 1.",
-    "lam_only": "you returned lam * {name} alone; add the partner's share, (1 - lam) * {name}[perm].",
-    "one_minus_only": "you returned (1 - lam) * {name}[perm] alone; add the example's own share, lam * {name}.",
+    "unmixed": ("you returned {name} unchanged: {name} must be mixed too, with the same lam and perm.", ""),
+    "partner": ("you returned the partners {name}[perm] alone; the example itself belongs in the mix too.",
+                "The mixed batch is lam * {name} + (1 - lam) * {name}[perm]."),
+    "inverse": ("row i's partner is row perm[i], which is {name}[perm]; you used the inverse pairing "
+                "(argsort(perm), or assigning out[perm] = ...) for {name}.", ""),
+    "flip": ("pair with the perm you are given: {name}.flip(0) is timm's fixed pairing, not perm.", ""),
+    "roll": ("pair with the perm you are given: {name}.roll(1, 0) is torchvision's fixed pairing, not perm.", ""),
+    "half": ("you mixed {name} half and half, ({name} + {name}[perm]) / 2; the weights are lam and 1 - lam.", ""),
+    "no_one_minus": ("the partner's weight is missing: the two weights of the mix must add up to 1.",
+                     "The mix is lam * {name} + (1 - lam) * {name}[perm]."),
+    "lam_only": ("you returned lam * {name} alone; the partner's share is missing.",
+                 "Add (1 - lam) * {name}[perm]."),
+    "one_minus_only": ("you returned (1 - lam) * {name}[perm] alone; the example's own share is missing.",
+                       "Add lam * {name}."),
 }
 
 
-@checker("mixup_batch(x, y, lam, perm)")
+@checker("mixup_batch(x, y, lam, perm)",
+         nudge="Look at how each example and its partner are weighted, and check that the inputs and the targets "
+               "are mixed in the same way, with the pairing you are given.",
+         shortcuts=("mixlib.mixing.mixup",
+                    ("mixlib.mixing.mix", "the mix of one batch with its partners that this exercise asks for"),
+                    ("mixlib.recipe.target_of_mix", "the mix of one batch with its partners that this exercise "
+                                                    "asks for"),
+                    _pairings))
 def check_mixup_batch(mixup_batch: Callable) -> Feedback:
     """Check ``mixup_batch(x, y, lam, perm) -> (x_mixed, y_mixed)``.
 
@@ -90,13 +113,13 @@ def check_mixup_batch(mixup_batch: Callable) -> Feedback:
         if problem is not None:
             return problem
         if not isinstance(result, (tuple, list)) or len(result) != 2:
-            return hint("return a pair (x_mixed, y_mixed): the mixed inputs and the mixed targets, as in "
-                        "`return x_mixed, y_mixed`.")
+            return form_hint("return a pair (x_mixed, y_mixed): the mixed inputs and the mixed targets, as in "
+                             "`return x_mixed, y_mixed`.")
         x_out, y_out = result
         if (isinstance(x_out, torch.Tensor) and isinstance(y_out, torch.Tensor)
                 and x_out.shape == y.shape and y_out.shape == x.shape):
-            return hint("you returned the pair in the wrong order: the mixed inputs first, then the mixed "
-                        "targets, (x_mixed, y_mixed).")
+            return form_hint("you returned the pair in the wrong order: the mixed inputs first, then the mixed "
+                             "targets, (x_mixed, y_mixed).")
         x_out, problem = as_tensor(x_out, "x_mixed", tuple(x.shape))
         if problem is None:
             y_out, problem = as_tensor(y_out, "y_mixed", tuple(y.shape))
@@ -106,23 +129,24 @@ def check_mixup_batch(mixup_batch: Callable) -> Feedback:
         if got_x == got_y == "right":
             continue
         if got_x == got_y == "swapped":
-            return hint("lam weighs the example itself and (1 - lam) its partner: "
-                        "lam * x + (1 - lam) * x[perm]. You have the two weights the other way round.")
+            return hint("lam weighs the example itself and (1 - lam) its partner; you have the two weights the "
+                        "other way round.", "The mix is lam * x + (1 - lam) * x[perm].")
         if {got_x, got_y} == {"right", "swapped"}:
             side = "x" if got_x == "swapped" else "y"
             return hint(f"you swapped lam and 1 - lam for {side} only. Inputs and targets must be mixed "
                         "with the same weights, or the label no longer describes the input.")
         for got, name in ((got_x, "x"), (got_y, "y")):
             if got != "right" and got in _SIDE_HINTS:
-                return hint(_SIDE_HINTS[got].format(name=name))
+                specific, formula = _SIDE_HINTS[got]
+                return hint(specific.format(name=name), formula.format(name=name))
         if got_x == "right":
-            return hint("x_mixed is right, but y_mixed is not lam * y + (1 - lam) * y[perm]: mix the targets "
-                        "with the same lam and the same perm as the inputs.")
+            return hint("x_mixed is right, but y_mixed is not: mix the targets with the same lam and the same perm "
+                        "as the inputs.", "y_mixed is lam * y + (1 - lam) * y[perm].")
         if got_y == "right":
-            return hint("y_mixed is right, but x_mixed is not lam * x + (1 - lam) * x[perm]: mix the inputs "
-                        "with the same lam and the same perm as the targets.")
-        return hint(f"with lam = {lam}, neither output is lam * t + (1 - lam) * t[perm] with the perm you are "
-                    "given; check the formula on a batch of two examples by hand.")
+            return hint("y_mixed is right, but x_mixed is not: mix the inputs with the same lam and the same perm "
+                        "as the targets.", "x_mixed is lam * x + (1 - lam) * x[perm].")
+        return hint(f"with lam = {lam}, neither output is the mix with these weights and the perm you are given; "
+                    "check it on a batch of two examples by hand.", "Each output is lam * t + (1 - lam) * t[perm].")
     return passed("inputs and one-hot targets are mixed with the same lam and the same pairing, "
                   "and the original batch is left untouched.")
 
@@ -224,10 +248,11 @@ _ECE_HINTS = {
                 "their sums (totals) instead.",
     "max": "you took the largest gap over the bins (that is the maximum calibration error); the ECE is the "
            "weighted average of the gaps, each bin weighted by n_b / n.",
-    "many_edges": "torch.linspace(0, 1, n_bins + 2) gives n_bins + 1 bins; the n_bins bins have the "
-                  "n_bins + 1 edges torch.linspace(0, 1, n_bins + 1).",
-    "few_edges": "torch.linspace(0, 1, n_bins) gives n_bins edges, that is n_bins - 1 bins; the edges "
-                 "are torch.linspace(0, 1, n_bins + 1).",
+    "many_edges": staged("you have one bin too many: n_bins + 2 edges, as torch.linspace(0, 1, n_bins + 2) gives, "
+                         "make n_bins + 1 bins.",
+                         "The n_bins bins have the n_bins + 1 edges torch.linspace(0, 1, n_bins + 1)."),
+    "few_edges": staged("you have one bin too few: n_bins edges, as torch.linspace(0, 1, n_bins) gives, make "
+                        "n_bins - 1 bins.", "The edges are torch.linspace(0, 1, n_bins + 1)."),
     "data_edges": "the bins split [0, 1], not the range from the smallest to the largest confidence "
                   "(torch.histc with min=max=0 does the latter).",
     "left_closed": "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], closed on the RIGHT: a "
@@ -257,7 +282,11 @@ def _ece_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
     ]
 
 
-@checker("expected_calibration_error(probs, labels, n_bins)")
+@checker("expected_calibration_error(probs, labels, n_bins)",
+         nudge="Look at the three ingredients one at a time: which probability is a prediction's confidence, "
+               "which bin each confidence falls into (mind the edges), and how much each bin counts in the "
+               "average.",
+         shortcuts=("mixlib.metrics.reliability", "mixlib.metrics.ece", _ece_variants))
 def check_ece(expected_calibration_error: Callable) -> Feedback:
     """Check ``expected_calibration_error(probs, labels, n_bins) -> float``.
 
@@ -283,13 +312,14 @@ def check_ece(expected_calibration_error: Callable) -> Feedback:
         if problem is not None:
             return problem
         wrong = {_ECE_HINTS[k]: v for k, v in variants.items() if k != "right"}
-        problem = diagnose(value, variants["right"], wrong, rtol=1e-5, atol=1e-7, fallback=(
+        problem = diagnose(value, variants["right"], wrong, rtol=1e-5, atol=1e-7, fallback=staged(
             "that is not the ECE, and it matches none of the usual mistakes. Check each step: the confidence "
             "is the largest probability of a row, a prediction is correct when its argmax equals the label, "
-            "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], and the ECE is "
-            "sum_b (n_b / n) |accuracy_b - confidence_b| over the non-empty bins."))
+            "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], and each bin's gap between accuracy and "
+            "confidence counts in proportion to its number of examples.",
+            "The ECE is sum_b (n_b / n) |accuracy_b - confidence_b| over the non-empty bins."))
         if problem is not None:
-            return hint(f"on {what}: " + problem.message)
+            return prefixed(f"on {what}: ", problem)
     return passed("your ECE weighs each bin's |accuracy - confidence| by its share of the examples, "
                   "with the right bins, also for confidences on the bin edges." + note)
 
@@ -304,7 +334,11 @@ def _moments(alpha: float) -> tuple[float, float, float]:
     return 0.5, var, 0.25 - var
 
 
-@checker("lambda_moments(alpha)")
+@checker("lambda_moments(alpha)",
+         nudge="Start from the mean and the variance of a Beta distribution whose two parameters both equal "
+               "alpha, and for the third number remember that lam and 1 - lam are not independent.",
+         shortcuts=(_moments, ("mixlib.gradients.mixing_constant",
+                               "the third of the three numbers, E[lam (1 - lam)]")))
 def check_lambda_moments(lambda_moments: Callable) -> Feedback:
     """Check ``lambda_moments(alpha) -> (mean, variance, mean of lam * (1 - lam))`` for lam ~ Beta(alpha, alpha).
 
@@ -317,9 +351,9 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
         if isinstance(result, (torch.Tensor, np.ndarray)) and result.ndim == 1:
             result = list(result)
         if not isinstance(result, (tuple, list)) or len(result) != 3:
-            return hint("return three numbers, in this order: (mean, variance, mean of lam * (1 - lam)); you "
-                        f"returned {type(result).__name__}"
-                        + (f" of length {len(result)}." if isinstance(result, (tuple, list)) else "."))
+            return form_hint("return three numbers, in this order: (mean, variance, mean of lam * (1 - lam)); you "
+                             f"returned {type(result).__name__}"
+                             + (f" of length {len(result)}." if isinstance(result, (tuple, list)) else "."))
         mean, var, cross = _moments(alpha)
         names = ["the mean", "the variance", "the mean of lam * (1 - lam)"]
         values = []
@@ -335,16 +369,17 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
 
         if not all(map(same, values, right)) and any(
                 all(map(same, values, order)) for order in itertools.permutations(right)):
-            return hint(f"alpha = {alpha}: you returned the right three values in the wrong order; return them "
-                        "as (mean, variance, mean of lam * (1 - lam)).")
+            return form_hint(f"alpha = {alpha}: you returned the right three values in the wrong order; return "
+                             "them as (mean, variance, mean of lam * (1 - lam)).")
         checks = [
             (values[0], mean, {
-                "Beta(a, b) has mean a / (a + b): with a = b = alpha that is 1/2 for every alpha, "
-                "as the symmetry lam <-> 1 - lam says.": alpha / (alpha + 1),
+                staged("your mean depends on alpha, but the symmetry lam <-> 1 - lam of Beta(alpha, alpha) fixes "
+                       "it: it is the same for every alpha.",
+                       "Beta(a, b) has mean a / (a + b), which is 1/2 when a = b."): alpha / (alpha + 1),
             }),
             (values[1], var, {
-                "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1)); with a = b = alpha the last factor "
-                "is 2 alpha + 1, not alpha + 1.": 1 / (4 * (alpha + 1)),
+                staged("in the variance of Beta(alpha, alpha) the last factor is 2 alpha + 1, not alpha + 1.",
+                       "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1))."): 1 / (4 * (alpha + 1)),
                 "you lost the factor a b / (a + b)^2 of the variance of Beta(a, b), which is 1/4 when a = b.":
                     1 / (2 * alpha + 1),
                 "that is the standard deviation; the variance is its square.":
@@ -353,17 +388,20 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
                 "you returned E[lam (1 - lam)] in place of the variance.": cross,
             }),
             (values[2], cross, {
-                "lam and 1 - lam are not independent, so E[lam (1 - lam)] is not E[lam] E[1 - lam] = 1/4: "
-                "write it as E[lam] - E[lam^2] = 1/2 - (Var + 1/4).": 0.25,
-                "a sign: E[lam^2] = Var + 1/4, so E[lam (1 - lam)] = 1/4 - Var, not 1/4 + Var.": 0.25 + var,
-                "you returned the variance in place of E[lam (1 - lam)] = 1/4 - Var.": var,
+                staged("lam and 1 - lam are not independent, so E[lam (1 - lam)] is not E[lam] E[1 - lam] = 1/4.",
+                       "Write it as E[lam] - E[lam^2] = 1/2 - (Var + 1/4)."): 0.25,
+                staged("a sign: you added the variance where it must be subtracted.",
+                       "E[lam^2] = Var + 1/4, so E[lam (1 - lam)] = 1/4 - Var, not 1/4 + Var."): 0.25 + var,
+                staged("you returned the variance in place of E[lam (1 - lam)].",
+                       "E[lam (1 - lam)] = 1/4 - Var."): var,
             }),
         ]
         fallbacks = [
-            "that is not the mean of Beta(alpha, alpha); Beta(a, b) has mean a / (a + b).",
-            "that is not the variance of Beta(alpha, alpha); Beta(a, b) has variance "
-            "a b / ((a + b)^2 (a + b + 1)).",
-            "that is not E[lam (1 - lam)]; write it as E[lam] - E[lam^2], with E[lam^2] = Var + E[lam]^2.",
+            staged("that is not the mean of Beta(alpha, alpha).", "Beta(a, b) has mean a / (a + b)."),
+            staged("that is not the variance of Beta(alpha, alpha).",
+                   "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1))."),
+            staged("that is not E[lam (1 - lam)].",
+                   "Write it as E[lam] - E[lam^2], with E[lam^2] = Var + E[lam]^2."),
         ]
         for (got, expected, wrong), name, fallback in zip(checks, names, fallbacks, strict=True):
             problem = diagnose(got, expected, wrong, rtol=1e-6, atol=1e-9, fallback=fallback)
@@ -377,7 +415,7 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             elif name != "the mean" and got < 0:
                 problem = hint(f"you returned {got:.6g}, a negative number, but {name} of lam in [0, 1] cannot be "
                                "negative: look for a sign error.")
-            return hint(f"{name}, alpha = {alpha}: " + problem.message)
+            return prefixed(f"{name}, alpha = {alpha}: ", problem)
     return passed("mean 1/2, variance 1 / (4 (2 alpha + 1)) and E[lam (1 - lam)] = alpha / (2 (2 alpha + 1)) "
                          "for every alpha tried.")
 
@@ -437,16 +475,19 @@ _CHORD_HINTS = {
     "logits": "measure the probabilities (softmax of the logits), not the logits: mixup mixes one-hot targets, "
               "so it asks the probabilities to be linear. (This model's logits are exactly linear, so they "
               "score 0.)",
-    "swapped": "the straight line runs from f(a) at t = 0 to f(b) at t = 1: (1 - t) f(a) + t f(b). "
-               "You have the ends the other way round.",
-    "interior": "include both endpoints: t = torch.linspace(0, 1, n_points).",
+    "swapped": staged("the straight line runs from f(a) at t = 0 to f(b) at t = 1; you have the ends the other "
+                      "way round.", "It is (1 - t) f(a) + t f(b)."),
+    "interior": staged("include both endpoints among the n_points values of t.",
+                       "Use t = torch.linspace(0, 1, n_points)."),
     "drop_ends": "average over all n_points values of t, ends included (the gap is 0 there).",
     "max": "average the gap over the points of the chord instead of taking its largest value.",
     "squared": "use the Euclidean norm of the gap at each point, not its square.",
-    "l1": "use the Euclidean norm (torch.linalg.vector_norm or .norm(dim=1)), not the sum of absolute values.",
-    "sum": "average over the points of the chord (.mean()), don't sum.",
+    "l1": staged("use the Euclidean norm of the gap, not the sum of its absolute values.",
+                 "Take torch.linalg.vector_norm or .norm(dim=1)."),
+    "sum": staged("average over the points of the chord, don't sum.", "Use .mean()."),
     "dim0": "take the softmax over the classes (dim=1, the last dimension), not over the points of the chord.",
-    "no_one_minus": "the straight line is (1 - t) f(a) + t f(b); you left out the factor (1 - t) on f(a).",
+    "no_one_minus": staged("you left out the factor (1 - t) on f(a) in the straight line.",
+                           "The line is (1 - t) f(a) + t f(b)."),
     "log_probs": "measure the probabilities themselves (softmax), not the log-probabilities (log_softmax).",
     "abs_mean": "you averaged the absolute entries of the gap; take the Euclidean norm of the gap vector at each "
                 "point (over the classes), then average over the points.",
@@ -458,7 +499,13 @@ _CHORD_HINTS = {
 }
 
 
-@checker("chord_gap(model, a, b, n_points)")
+@checker("chord_gap(model, a, b, n_points)",
+         nudge="Look at what is compared at each point of the chord: the model's probabilities there against the "
+               "straight line between its probabilities at the two ends, measured as a length and averaged over "
+               "points that include both ends.",
+         shortcuts=("mixlib.flatness.chord_nonlinearity",
+                    ("mixlib.flatness.chord_outputs", "the model's outputs along a chord, half of this exercise"),
+                    _chord_variants))
 def check_chord_gap(chord_gap: Callable) -> Feedback:
     """Check ``chord_gap(model, a, b, n_points) -> float``.
 
@@ -486,11 +533,13 @@ def check_chord_gap(chord_gap: Callable) -> Feedback:
         if problem is not None:
             return problem
         wrong = {_CHORD_HINTS[k]: v for k, v in variants.items() if k != "right"}
-        problem = diagnose(value, variants["right"], wrong, rtol=1e-4, atol=1e-6, fallback=(
-            "that matches none of the usual mistakes. At each t = torch.linspace(0, 1, n_points), take "
-            "p = softmax(model((1 - t) a + t b)), subtract the straight line (1 - t) p(a) + t p(b), take the "
-            "Euclidean norm over the classes, and average over the points."))
+        problem = diagnose(value, variants["right"], wrong, rtol=1e-4, atol=1e-6, fallback=staged(
+            "that matches none of the usual mistakes. At each of the n_points values of t, ends included, take "
+            "the probabilities at that point of the chord, subtract the straight line between the probabilities "
+            "at the two ends, take the Euclidean norm over the classes, and average over the points.",
+            "In code: t = torch.linspace(0, 1, n_points), p = softmax(model((1 - t) a + t b)), the gap "
+            "p - ((1 - t) p(a) + t p(b)), then .norm(dim=1).mean()."))
         if problem is not None:
-            return hint(f"on the chord from a = {a.tolist()} to b = {b.tolist()} with n_points = {n_points}: "
-                        + problem.message)
+            return prefixed(f"on the chord from a = {a.tolist()} to b = {b.tolist()} with n_points = {n_points}: ",
+                            problem)
     return passed("your gap matches mixlib.flatness.chord_nonlinearity on two chords." + note)

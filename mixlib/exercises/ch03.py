@@ -11,7 +11,7 @@ import torch
 
 from ..flatness import class_singular_values
 from ..manifold import StagedNet, mlp
-from . import Feedback, as_float, call, checker, given_arguments, hint, passed
+from . import Feedback, as_float, call, checker, form_hint, given_arguments, hint, passed, prefixed, staged
 
 
 def _net() -> StagedNet:
@@ -49,9 +49,9 @@ def _mixed_outputs(answer: Callable, model: StagedNet, x: torch.Tensor, layer: i
         return None, problem
     if not isinstance(out, torch.Tensor):
         what = "None: did you forget the `return` statement?" if out is None else f"{type(out).__name__}."
-        return None, hint(f"return the network's output, a tensor of logits; you returned {what}")
+        return None, form_hint(f"return the network's output, a tensor of logits; you returned {what}")
     if tuple(out.shape) != (x.shape[0], 3):
-        return None, hint(f"the output should have shape {(x.shape[0], 3)}, one row of logits per example; "
+        return None, form_hint(f"the output should have shape {(x.shape[0], 3)}, one row of logits per example; "
                           f"yours has shape {tuple(out.shape)}. Return the network's output, after continuing "
                           "the forward pass from the mixed hidden state with model.forward_from.")
     return out, None
@@ -88,7 +88,10 @@ def _disambiguate(mix_hidden: Callable, model: StagedNet, x: torch.Tensor, perm:
     return keys
 
 
-@checker("mix_hidden(model, x, layer, lam, perm)")
+@checker("mix_hidden(model, x, layer, lam, perm)",
+         nudge="Look at where the mixing happens: the hidden states at the requested layer are mixed with their "
+               "partners' and the rest of the network runs on the mix, with gradients flowing through every step.",
+         shortcuts=("mixlib.manifold.StagedNet.forward_mixed", "mixlib.manifold.mix_at", _mix_from))
 def check_mix_hidden(mix_hidden: Callable) -> Feedback:
     """Check ``mix_hidden(model, x, layer, lam, perm) -> logits``.
 
@@ -119,18 +122,20 @@ def check_mix_hidden(mix_hidden: Callable) -> Feedback:
                 if 0 <= k <= len(model.blocks):
                     head_note = (f" (layer {k} is the input of the linear head, so mixing there is also the same "
                                  "as mixing the logits)" if k == len(model.blocks) else "")
-                    wrong.append((f"off{off:+d}",
-                                  f"you mixed at layer {k} instead of layer {layer}: an off-by-one{head_note}. "
-                                  "Layer k is the INPUT to block k (layer 0 is x itself), so use "
-                                  "model.features(x, layer) and model.forward_from(mixed, layer) with the same "
-                                  "`layer`.", _mix_from(model, x, k, lam_, perm).double()))
+                    wrong.append((f"off{off:+d}", staged(
+                        f"you mixed at layer {k} instead of layer {layer}: an off-by-one{head_note}. Layer k is "
+                        "the INPUT to block k (layer 0 is x itself).",
+                        "Use model.features(x, layer) and model.forward_from(mixed, layer) with the same `layer`."),
+                        _mix_from(model, x, k, lam_, perm).double()))
             wrong += [
-                ("logits", "you mixed the outputs (logits) instead of the hidden states at `layer`: mix "
-                 "h = model.features(x, layer), then continue with model.forward_from(mixed, layer).",
+                ("logits", staged("you mixed the outputs (logits) instead of the hidden states at `layer`.",
+                                  "Mix h = model.features(x, layer), then continue with "
+                                  "model.forward_from(mixed, layer)."),
                  lam_ * plain + (1 - lam_) * plain[perm]),
-                ("partners", "your output is the partners' forward pass, model(x[perm]), which is also what "
-                 "applying perm to both sides, lam * h[perm] + (1 - lam) * h[perm] = h[perm], gives: each "
-                 "example must be mixed with its partner, lam * h + (1 - lam) * h[perm].",
+                ("partners", staged("your output is the partners' forward pass, model(x[perm]), which is also what "
+                                    "applying perm to both sides gives: each example must be mixed with its "
+                                    "partner.", "The mix is lam * h + (1 - lam) * h[perm], not "
+                                    "lam * h[perm] + (1 - lam) * h[perm] = h[perm]."),
                  _mix_from(model, x, layer, lam_, perm, both=True).double()),
                 ("swapped",
                  "the weights are swapped: the example itself gets lam and its partner h[perm] gets 1 - lam.",
@@ -152,13 +157,14 @@ def check_mix_hidden(mix_hidden: Callable) -> Feedback:
                 keys = _disambiguate(mix_hidden, model, x, perm, cases, {key for key, _ in matches})
                 matches = [m for m in matches if m[0] in keys] or matches
             if matches:
-                return hint(f"at layer {layer} with lam = {lam_}: {matches[0][1]}")
+                return prefixed(f"at layer {layer} with lam = {lam_}: ", hint(matches[0][1]))
             if lam_ == 1.0:
                 return hint("with lam = 1 the mix is h itself, so the output should be the ordinary forward "
                             "pass model(x); yours is not.")
             return hint(f"at layer {layer} with lam = {lam_} your output is not the forward pass continued from "
-                        "lam * h + (1 - lam) * h[perm] (it matches none of the usual mistakes either). Compute "
-                        "h = model.features(x, layer), mix it, then return model.forward_from(mixed, layer).")
+                        "the mixed hidden states (it matches none of the usual mistakes either).",
+                        "Compute h = model.features(x, layer), mix it into lam * h + (1 - lam) * h[perm], then "
+                        "return model.forward_from(mixed, layer).")
         if not out.requires_grad:
             return hint(f"at layer {layer}: your output carries no gradient. Do not wrap the forward pass in "
                         "torch.no_grad(), call .detach() or convert to NumPy: manifold mixup trains the layers "
@@ -220,15 +226,15 @@ def _flattening_candidates(h: torch.Tensor, y: torch.Tensor) -> tuple[tuple[floa
     wrong = [
         ("you summed over the classes; the paper's numbers are AVERAGES over classes (divide by the "
          "number of classes).", (sum(top), sum(rest))),
-        ('"the sum of the others" leaves out the largest singular value: use s[1:].sum(), not s.sum().',
+        (staged('"the sum of the others" leaves out the largest singular value.', "Use s[1:].sum(), not s.sum()."),
          (right[0], mean([float(s.sum()) for s in svals]))),
-        ("you took only the second singular value; the measure is the sum of ALL the singular values "
-         "after the first, s[1:].sum().", (right[0], mean([float(s[1]) for s in svals]))),
-        ("those are eigenvalues of the class covariance matrix (variances), not singular values of the "
-         "class's matrix of representations: use torch.linalg.svdvals(H) on the raw rows H of one class.",
+        (staged("you took only the second singular value; the measure is the sum of ALL the singular values "
+                "after the first.", "That is s[1:].sum()."), (right[0], mean([float(s[1]) for s in svals]))),
+        (staged("those are eigenvalues of the class covariance matrix (variances), not singular values of the "
+                "class's matrix of representations.", "Use torch.linalg.svdvals(H) on the raw rows H of one class."),
          (mean([float(e[0]) for e in cov_eigs]), mean([float(e[1:].sum()) for e in cov_eigs]))),
-        ("those are eigenvalues of H^T H, the SQUARES of the singular values: take torch.linalg.svdvals(H) "
-         "(or the square roots).",
+        (staged("those are eigenvalues of H^T H, the SQUARES of the singular values.",
+                "Take torch.linalg.svdvals(H) (or the square roots)."),
          (mean([float(e[0]) for e in gram_eigs]), mean([float(e[1:].sum()) for e in gram_eigs]))),
         ("you subtracted each class's mean first. The paper's measure (and this exercise) uses the raw, "
          "uncentred representations; centring is a different question (spread around the mean).",
@@ -237,8 +243,8 @@ def _flattening_candidates(h: torch.Tensor, y: torch.Tensor) -> tuple[tuple[floa
          "per class, then the average over classes.", (float(pooled[0]), float(pooled[1:].sum()))),
         ("you weighted the classes by their number of examples; average over classes with equal weight.",
          (weighted, weighted_rest)),
-        ("you left out the last class: range(labels.max()) stops before it. Loop over labels.unique() (or "
-         "range(labels.max() + 1)).", (mean(top[:-1]), mean(rest[:-1]))),
+        (staged("you left out the last class: range(labels.max()) stops before it.",
+                "Loop over labels.unique() (or range(labels.max() + 1))."), (mean(top[:-1]), mean(rest[:-1]))),
         ("you divided the singular values of each class by its number of examples; the measure uses the "
          "singular values of the raw matrix of the class's rows.",
          (mean([t / n for t, n in zip(top, counts, strict=True)]),
@@ -251,7 +257,14 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(1.0, abs(b))
 
 
-@checker("flattening_summary(h, labels)")
+@checker("flattening_summary(h, labels)",
+         nudge="Look at what gets decomposed and how the classes are combined: one matrix of raw (uncentred) rows "
+               "per class, its largest singular value set apart from all the others, then an average over the "
+               "classes with equal weight.",
+         shortcuts=("mixlib.flatness.flattening_summary",
+                    ("mixlib.flatness.class_singular_values", "the singular values of each class, the heart of "
+                                                              "this exercise"),
+                    _flattening_candidates))
 def check_flattening_summary(flattening_summary: Callable) -> Feedback:
     """Check ``flattening_summary(h, labels) -> (top, rest)``.
 
@@ -268,8 +281,8 @@ def check_flattening_summary(flattening_summary: Callable) -> Feedback:
         if isinstance(out, (torch.Tensor, np.ndarray)) and out.ndim == 1:
             out = list(out)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            return hint("return a pair (top, rest): the average largest singular value and the "
-                        "average sum of the others, as in `return top, rest`.")
+            return form_hint("return a pair (top, rest): the average largest singular value and the "
+                             "average sum of the others, as in `return top, rest`.")
         top, problem = as_float(out[0], "top")
         if problem is None:
             rest, problem = as_float(out[1], "rest")
@@ -281,14 +294,17 @@ def check_flattening_summary(flattening_summary: Callable) -> Feedback:
             if _close(top, wt) and _close(rest, wr):
                 return hint(message)
         if _close(top, right[1]) and _close(rest, right[0]):
-            return hint("you returned the pair in the wrong order: (top, rest), the largest singular value first.")
+            return form_hint("you returned the pair in the wrong order: (top, rest), the largest singular value "
+                             "first.")
         sizes = ", ".join(str(int((y == c).sum())) for c in torch.unique(y).tolist())
         which = "top" if not _close(top, right[0]) else "rest"
         both = " and `rest`" if which == "top" and not _close(rest, right[1]) else ""
         return hint(f"on {len(torch.unique(y))} classes with {sizes} examples in {h.shape[1]} dimensions you "
                     f"returned ({top:.5g}, {rest:.5g}); `{which}`{both} is off, and it matches none of the usual "
-                    "mistakes. For each class c: s = torch.linalg.svdvals(h[labels == c]) (sorted, largest "
-                    "first); then average s[0] and s[1:].sum() over the classes.")
+                    "mistakes. Take the singular values of each class's rows, set the largest apart from the sum "
+                    "of the others, and average both over the classes.",
+                    "For each class c: s = torch.linalg.svdvals(h[labels == c]) (sorted, largest first); then "
+                    "average s[0] and s[1:].sum() over the classes.")
     return passed("your summary matches the paper's measure: per class singular values, the largest "
                   "and the sum of the others, each averaged over classes.")
 
@@ -308,10 +324,10 @@ def _as_layer(value: object) -> int | None:
 def _not_a_layer(value: object) -> Feedback:
     if isinstance(value, (torch.Tensor, np.ndarray)):
         kind = "tensor" if isinstance(value, torch.Tensor) else "NumPy array"
-        return hint(f"return the layer as a Python int (use int(...)), not a {kind} of shape "
-                    f"{tuple(value.shape)}: used as a dictionary key or put in a set, a {kind} does not behave "
-                    "like the layer number it holds (2 in {torch.tensor(2)} is False).")
-    return hint(f"return the layer as a Python int (use int(...)), not {type(value).__name__} {value!r}.")
+        return form_hint(f"return the layer as a Python int (use int(...)), not a {kind} of shape "
+                         f"{tuple(value.shape)}: used as a dictionary key or put in a set, a {kind} does not "
+                         "behave like the layer number it holds (2 in {torch.tensor(2)} is False).")
+    return form_hint(f"return the layer as a Python int (use int(...)), not {type(value).__name__} {value!r}.")
 
 
 def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
@@ -324,8 +340,8 @@ def _draws(sample_layer: Callable, eligible: tuple[int, ...], n: int,
             return None, _same_layer_hint(eligible, out[0], i)
         if i == 50 and torch.equal(start, g.get_state()) and len(set(out)) > 1:
             return None, hint("your function never drew from `generator` (its state did not change in 50 calls): "
-                              "draw the position with torch.randint(..., generator=generator), so that the caller "
-                              "controls the randomness.")
+                              "the position must be drawn from it, so that the caller controls the randomness.",
+                              "Draw it with torch.randint(..., generator=generator).")
         value, problem = call(sample_layer, eligible, g)
         if problem is not None:
             return None, problem
@@ -342,7 +358,10 @@ def _same_layer_hint(eligible: tuple[int, ...], layer: int, n: int) -> Feedback:
                 "and do not create a new generator inside the function.")
 
 
-@checker("sample_layer(eligible, generator)")
+@checker("sample_layer(eligible, generator)",
+         nudge="Look at what you draw and with what: a position in the tuple of eligible layers, every position "
+               "equally likely, drawn with the generator you are given and nothing else.",
+         shortcuts=("mixlib.manifold.StagedNet.sample_layer",))
 def check_sample_layer(sample_layer: Callable) -> Feedback:
     """Check ``sample_layer(eligible, generator) -> int``.
 
@@ -360,19 +379,19 @@ def check_sample_layer(sample_layer: Callable) -> Feedback:
             return problem
         if draws != again:
             return hint("two equally seeded generators gave different layers: draw with the generator "
-                        "you are given, e.g. torch.randint(..., generator=generator), and no other source of "
-                        "randomness (not random, numpy or torch's global generator).")
+                        "you are given, and no other source of randomness (not random, numpy or torch's global "
+                        "generator).", "For example torch.randint(..., generator=generator).")
 
         seen = set(draws)
         outside = sorted(seen - set(eligible))
         if outside:
             if seen <= set(range(len(eligible))):
-                msg = (f"with eligible = {eligible} you returned {outside}, which are positions in the tuple, "
-                       "not layers: draw a position i, then return eligible[i].")
+                msg = staged(f"with eligible = {eligible} you returned {outside}, which are positions in the "
+                             "tuple, not layers.", "Draw a position i, then return eligible[i].")
             elif seen <= set(range(max(eligible) + 2)):
-                msg = (f"with eligible = {eligible} you returned layers {outside} that are not in the set: draw "
-                       "a position in the tuple and return eligible[i], rather than a number up to the largest "
-                       "layer.")
+                msg = staged(f"with eligible = {eligible} you returned layers {outside} that are not in the set: "
+                             "a number up to the largest layer need not be eligible.",
+                             "Draw a position i in the tuple and return eligible[i].")
             else:
                 msg = f"with eligible = {eligible} you returned layers {outside} outside the set."
             return hint(msg)
@@ -382,8 +401,8 @@ def check_sample_layer(sample_layer: Callable) -> Feedback:
                 msg = (f"with eligible = {eligible}, layer 0 (input mixup) never came up in {n} draws. It is "
                        "part of the set and must be drawn as often as the others.")
             elif max(eligible) in missing:
-                msg = (f"with eligible = {eligible}, the last layer {max(eligible)} never came up in {n} draws: "
-                       "torch.randint(high, ...) excludes `high`, so use high = len(eligible).")
+                msg = staged(f"with eligible = {eligible}, the last layer {max(eligible)} never came up in {n} "
+                             "draws: torch.randint(high, ...) excludes `high`.", "Use high = len(eligible).")
             else:
                 msg = f"with eligible = {eligible}, the layers {missing} never came up in {n} draws."
             return hint(msg)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..gradients import FOUR_TERM_KEYS
-from . import Feedback, as_float, as_tensor, call, checker, diagnose, hint, passed
+from . import Feedback, as_float, as_tensor, call, checker, diagnose, form_hint, hint, passed, prefixed, staged
 
 # --- exercise 1: the four terms from residuals and per-example gradients ---------------------------
 
@@ -38,8 +38,8 @@ def _terms(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
     }
 
 
-def terms_from_gradients_reference(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
-                                   lam: float) -> dict[str, torch.Tensor]:
+def _terms_from_gradients_reference(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch.Tensor,
+                                    lam: float) -> dict[str, torch.Tensor]:
     """The four terms of the manifold-mixup gradient of the minimised loss, summed over the batch.
 
     ``e``, ``e2``: residuals of shape ``(B,)``; ``g``, ``g2``: per-example gradients
@@ -57,22 +57,25 @@ def _term_mistakes(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch
     """Each typical mistake, mapped from its hint to the terms it produces."""
     ref = _terms(e, e2, g, g2, lam)
     return {
-        "every term has the wrong sign. The book minimises 1/2 (target - prediction)^2, whose gradient "
-        "is MINUS the residual times the gradient of the prediction: -(lam e + (1-lam) e') "
-        "(lam g(x) + (1-lam) g(x')).": _terms(e, e2, g, g2, lam, sign=1.0),
-        "your cross terms use each example's own residual. In a cross term the direction g(x) is "
-        "scaled by the PARTNER's residual: cross_x = -lam (1-lam) e' g(x), "
-        "cross_x2 = -lam (1-lam) e g(x').": _terms(e, e2, g, g2, lam, r_cx=e, r_cx2=e2),
+        staged("every term has the wrong sign. The book minimises 1/2 (target - prediction)^2, whose gradient "
+               "is MINUS the residual times the gradient of the prediction.",
+               "The gradient is -(lam e + (1-lam) e') (lam g(x) + (1-lam) g(x')).",
+               ): _terms(e, e2, g, g2, lam, sign=1.0),
+        staged("your cross terms use each example's own residual. In a cross term the direction g(x) is "
+               "scaled by the PARTNER's residual.",
+               "cross_x = -lam (1-lam) e' g(x), cross_x2 = -lam (1-lam) e g(x')."): _terms(e, e2, g, g2, lam, r_cx=e,
+                                                                                        r_cx2=e2),
         "your cross_x and cross_x2 are exchanged: cross_x is the term whose DIRECTION is g(x) "
         "(scaled by e'), cross_x2 the one whose direction is g(x').": {
             **ref, "cross_x": ref["cross_x2"], "cross_x2": ref["cross_x"]},
-        "your ordinary terms are weighted by lam and (1-lam); expanding the product "
-        "(lam e + (1-lam) e')(lam g(x) + (1-lam) g(x')) gives lam^2 e g(x) and (1-lam)^2 e' g(x').":
+        staged("your ordinary terms are weighted by lam and (1-lam); expanding the product of the mixed residual "
+               "and the mixed gradient squares those weights.",
+               "Expanding (lam e + (1-lam) e')(lam g(x) + (1-lam) g(x')) gives lam^2 e g(x) and (1-lam)^2 e' g(x')."):
             _terms(e, e2, g, g2, lam, w_x=lam, w_x2=1 - lam),
         "your ordinary terms have their weights exchanged: lam^2 goes with x (e g(x)) and (1-lam)^2 "
         "with x' (e' g(x')).": _terms(e, e2, g, g2, lam, w_x=(1 - lam) ** 2, w_x2=lam**2),
-        "your terms are averaged over the batch; the checker asks for the SUM over the batch "
-        "(use .sum(0), not .mean(0)).": {k: v / batch for k, v in ref.items()},
+        staged("your terms are averaged over the batch; the checker asks for the SUM over the batch.",
+               "Use .sum(0), not .mean(0)."): {k: v / batch for k, v in ref.items()},
         "your cross terms have the wrong sign: like the ordinary terms, they carry the minus sign of the "
         "gradient of 1/2 (target - prediction)^2.": {**ref, "cross_x": -ref["cross_x"], "cross_x2": -ref["cross_x2"]},
         "your ordinary terms have the wrong sign: like the cross terms, they carry the minus sign of the "
@@ -84,14 +87,18 @@ def _term_mistakes(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch
         "your ordinary terms are weighted by lam (1-lam), the cross terms' weight; the ordinary terms get "
         "lam^2 (for x) and (1-lam)^2 (for x').": _terms(e, e2, g, g2, lam, w_x=lam * (1 - lam),
                                                          w_x2=lam * (1 - lam)),
-        "your ordinary terms use the partner's residual; an ordinary term pairs each example's residual "
-        "with its own gradient: ordinary_x = -lam^2 e g(x), ordinary_x2 = -(1-lam)^2 e' g(x').": {
+        staged("your ordinary terms use the partner's residual; an ordinary term pairs each example's residual "
+               "with its own gradient.", "ordinary_x = -lam^2 e g(x), ordinary_x2 = -(1-lam)^2 e' g(x')."): {
             **ref, "ordinary_x": -(lam**2 * e2[:, None] * g).sum(0),
             "ordinary_x2": -((1 - lam) ** 2 * e[:, None] * g2).sum(0)},
     }
 
 
-@checker("terms_from_gradients(e, e2, g, g2, lam)")
+@checker("terms_from_gradients(e, e2, g, g2, lam)",
+         nudge="Look at the product of the mixed residual and the mixed gradient of the minimised loss: expand it "
+               "into four pieces, and keep track of the sign, of which weight goes with which piece, and of whose "
+               "residual multiplies whose gradient.",
+         shortcuts=(_terms, _terms_from_gradients_reference))
 def check_terms_from_gradients(terms_from_gradients: Callable) -> Feedback:
     """Check ``terms_from_gradients(e, e2, g, g2, lam) -> dict``.
 
@@ -109,31 +116,33 @@ def check_terms_from_gradients(terms_from_gradients: Callable) -> Feedback:
         if problem is not None:
             return problem
         if not isinstance(got, Mapping):
-            return hint(f"return a dict with the keys {', '.join(FOUR_TERM_KEYS)}; you returned {type(got).__name__}.")
+            return form_hint(f"return a dict with the keys {', '.join(FOUR_TERM_KEYS)}; you returned "
+                             f"{type(got).__name__}.")
         missing = [k for k in FOUR_TERM_KEYS if k not in got]
         if missing:
-            return hint(f"your dict lacks the key(s) {', '.join(missing)}; "
-                        f"it needs exactly {', '.join(FOUR_TERM_KEYS)}.")
+            return form_hint(f"your dict lacks the key(s) {', '.join(missing)}; "
+                             f"it needs exactly {', '.join(FOUR_TERM_KEYS)}.")
         n_params = g.shape[1]
         terms = {}
         for key in FOUR_TERM_KEYS:
             value = got[key]
             if isinstance(value, (torch.Tensor, np.ndarray)) and tuple(value.shape) == tuple(g.shape):
-                return hint(f"{key} has shape {tuple(value.shape)}, one row per example: sum over the batch to "
-                            f"get one vector of shape ({n_params},).")
+                return form_hint(f"{key} has shape {tuple(value.shape)}, one row per example: sum over the batch "
+                                 f"to get one vector of shape ({n_params},).")
             terms[key], problem = as_tensor(value, key, (n_params,))
             if problem is not None:
-                return hint(problem.message + (" It needs one entry per parameter." if "shape" in problem.message
-                                               else ""))
+                return form_hint(problem.message + (" It needs one entry per parameter."
+                                                    if "shape" in problem.message else ""))
         if all(_close(terms[k], ref[k]) for k in FOUR_TERM_KEYS):
             continue
         for message, wrong_terms in mistakes.items():
             if all(_close(terms[k], wrong_terms[k]) for k in FOUR_TERM_KEYS):
                 return hint(message)
         wrong = [k for k in FOUR_TERM_KEYS if not _close(terms[k], ref[k])]
-        return hint(f"with lam = {lam}, the term(s) {', '.join(wrong)} do not match. Expand "
-                    "-(lam e + (1-lam) e') (lam g(x) + (1-lam) g(x')) term by term, each one "
-                    "summed over the batch.")
+        return hint(f"with lam = {lam}, the term(s) {', '.join(wrong)} do not match. Expand the product of the "
+                    "mixed residual and the mixed gradient term by term, with the minus sign of the minimised "
+                    "loss, each term summed over the batch.",
+                    "The product is -(lam e + (1-lam) e') (lam g(x) + (1-lam) g(x')).")
     return passed("your four terms match the expansion of the manifold-mixup gradient, "
                   "sign, weights and partners included.")
 
@@ -145,7 +154,10 @@ def _c(alpha: float) -> float:
     return alpha / (2 * (2 * alpha + 1))
 
 
-@checker("mixing_constant(alpha)")
+@checker("mixing_constant(alpha)",
+         nudge="Write the expectation with the mean and the variance of lam, both of which you know for a Beta "
+               "distribution, and remember that lam and 1 - lam are not independent.",
+         shortcuts=("mixlib.gradients.mixing_constant", _c))
 def check_mixing_constant(mixing_constant: Callable) -> Feedback:
     """Check ``mixing_constant(alpha) -> float``: ``c = E[lam (1 - lam)]`` for ``lam ~ Beta(alpha, alpha)``.
 
@@ -164,14 +176,14 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
     def mistakes(alpha: float) -> dict[str, float]:
         var = 1 / (4 * (2 * alpha + 1))
         return {
-            "you returned 1/4 = E[lam] E[1-lam]; but lam and 1-lam are not independent, so "
-            "E[lam (1-lam)] = E[lam] - E[lam^2] = 1/4 - Var(lam).": 0.25,
-            "you returned 1/4 + Var(lam), which is E[lam^2]. Subtract instead: E[lam (1-lam)] = "
-            "E[lam] - E[lam^2] = 1/2 - (1/4 + Var(lam)) = 1/4 - Var(lam).": 0.25 + var,
-            "you returned Var(lam) itself; c = 1/4 - Var(lam).": var,
+            staged("you returned 1/4 = E[lam] E[1-lam]; but lam and 1-lam are not independent.",
+                   "E[lam (1-lam)] = E[lam] - E[lam^2] = 1/4 - Var(lam)."): 0.25,
+            staged("you returned 1/4 + Var(lam), which is E[lam^2]: subtract it instead.",
+                   "E[lam (1-lam)] = E[lam] - E[lam^2] = 1/2 - (1/4 + Var(lam)) = 1/4 - Var(lam)."): 0.25 + var,
+            staged("you returned Var(lam) itself.", "c = 1/4 - Var(lam)."): var,
             "you are missing a factor 1/2 (yours is twice the right value).": alpha / (2 * alpha + 1),
-            "check the variance of Beta(a, b): a b / ((a + b)^2 (a + b + 1)) (you seem to have dropped "
-            "the +1).": 0.25 - 1 / (8 * alpha),
+            staged("check the variance of Beta(alpha, alpha): you seem to have dropped the +1 of its last factor.",
+                   "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1))."): 0.25 - 1 / (8 * alpha),
             "check the variance of Beta(alpha, alpha): its last factor is a + b + 1 = 2 alpha + 1, not "
             "alpha + 1.": 0.25 - 1 / (4 * (alpha + 1)),
             "your numerator is 1 where it should depend on alpha: redo 1/4 - Var(lam) over a common "
@@ -179,8 +191,9 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
                 1 / (2 * (2 * alpha + 1)),
             "the denominator has 2 alpha + 1 (that is a + b + 1 with a = b = alpha), not alpha + 1.":
                 alpha / (2 * (alpha + 1)),
-            "yours is alpha / (4 alpha + 1): the brackets are misplaced. c = alpha / (2 (2 alpha + 1)), that is "
-            "alpha / (2 * (2 * alpha + 1)) in code.": alpha / (4 * alpha + 1),
+            staged("yours is alpha / (4 alpha + 1): the brackets are misplaced.",
+                   "c = alpha / (2 (2 alpha + 1)), that is alpha / (2 * (2 * alpha + 1)) in code."):
+                alpha / (4 * alpha + 1),
         }
 
     def same(u: float, v: float) -> bool:
@@ -191,7 +204,7 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
     all_right = all(same(_c(alpha), value) for alpha, value in zip(alphas, values, strict=True))
     for message in per_alpha[0]:
         if not all_right and all(same(value, m[message]) for value, m in zip(values, per_alpha, strict=True)):
-            return hint(f"for every alpha tried ({', '.join(f'{a:g}' for a in alphas)}): {message}")
+            return prefixed(f"for every alpha tried ({', '.join(f'{a:g}' for a in alphas)}): ", hint(message))
     # close everywhere (within 5 %), exact nowhere it is wrong, and no known mistake: perhaps an estimate
     close = all(math.isclose(value, _c(alpha), rel_tol=0.05) and not any(same(value, v) for v in wrong.values())
                 for alpha, value, wrong in zip(alphas, values, per_alpha, strict=True)
@@ -203,7 +216,7 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
         if not close:
             return hint(f"for alpha = {alpha} you returned {value:.6g}; that is not E[lam (1 - lam)] for "
                         "lam ~ Beta(alpha, alpha), and no one usual mistake explains your values at every "
-                        "alpha tried. Write c as E[lam] - E[lam^2], with E[lam] = 1/2 and E[lam^2] = Var(lam) + "
+                        "alpha tried.", "Write c as E[lam] - E[lam^2], with E[lam] = 1/2 and E[lam^2] = Var(lam) + "
                         "1/4, and use the same formula for every alpha.")
         return hint(f"for alpha = {alpha} you returned {value:.6g}, close to but not exactly the right value. If "
                     "this is a Monte Carlo estimate or a rounded number, derive the exact value from the mean and "
@@ -219,7 +232,14 @@ def _expected(e: torch.Tensor, alpha: float, c: float | None = None) -> float:
     return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean() ** 2)
 
 
-@checker("expected_loss(residuals, alpha)")
+@checker("expected_loss(residuals, alpha)",
+         nudge="Expand the square of the mixed residual and average each piece on its own: over lam, with the "
+               "moments of its Beta distribution, and over the partner, who is uniform over all the examples, the "
+               "example itself included.",
+         shortcuts=("mixlib.gradients.expected_mmix_loss",
+                    ("mixlib.gradients.mmix_loss_monte_carlo", "a Monte Carlo estimate of what this exercise asks "
+                                                               "for"),
+                    "mixlib.recipe.terms_loss", _expected))
 def check_expected_loss(expected_loss: Callable) -> Feedback:
     """Check ``expected_loss(residuals, alpha) -> float``.
 
@@ -247,25 +267,28 @@ def check_expected_loss(expected_loss: Callable) -> Feedback:
         n = len(e)
         var_unbiased = var * n / (n - 1)
         mistakes = {
-            "you used the unbiased variance (e.var(), which divides by n - 1) where the formula needs the mean "
-            "of the squares: mean(e^2) = var + mean(e)^2 only for the variance that divides by n "
-            "(e.var(unbiased=False)); simplest is e.pow(2).mean().":
+            staged("you used the unbiased variance (e.var(), which divides by n - 1) where the formula needs the "
+                   "mean of the squares: mean(e^2) = var + mean(e)^2 only for the variance that divides by n.",
+                   "Simplest is e.pow(2).mean() (or e.var(unbiased=False) + e.mean()**2)."):
                 (0.5 - c) * var_unbiased + m1**2 / 2,
-            "you left out self-pairs (a partner j != i, an n - 1 formula). The book pairs by a uniformly "
-            "random permutation, which pairs an example with itself with probability 1/n, so the partner "
-            "pi(i) is uniform over ALL n examples, i itself included: E[e_pi(i)] = mean(e), and the cross part "
-            "is c mean(e)^2.": (1 - 2 * c) * m2 / 2 + c * (n * n * m1**2 - n * m2) / (n * (n - 1)),
-            "you left out the penalty on the mean residual, c mean(e)^2: the cross products "
-            "2 lam (1-lam) e_i e_pi(i) average to 2c mean(e)^2, not to zero.": (1 - 2 * c) * m2 / 2,
-            "the cross products e_i e_pi(i) average to mean(e)^2 (pi(i) is uniform over all examples), "
-            "not to mean(e^2); your answer is the plain ERM loss mean(e^2)/2.": m2 / 2,
+            staged("you left out self-pairs (a partner j != i, an n - 1 formula). The book pairs by a uniformly "
+                   "random permutation, which pairs an example with itself with probability 1/n, so the partner "
+                   "pi(i) is uniform over ALL n examples, i itself included.",
+                   "E[e_pi(i)] = mean(e), and the cross part is c mean(e)^2."):
+                (1 - 2 * c) * m2 / 2 + c * (n * n * m1**2 - n * m2) / (n * (n - 1)),
+            staged("you left out the penalty on the mean residual: the cross products of the expansion do not "
+                   "average to zero.", "The cross products 2 lam (1-lam) e_i e_pi(i) average to 2c mean(e)^2, so "
+                   "the penalty is c mean(e)^2."): (1 - 2 * c) * m2 / 2,
+            staged("your answer is the plain ERM loss mean(e^2)/2: the cross products e_i e_pi(i) do not average "
+                   "to mean(e^2).", "pi(i) is uniform over all examples, so they average to mean(e)^2."): m2 / 2,
             "you forgot the factor 1/2 of the loss 1/2 (mixed residual)^2.": 2 * expected,
-            "the factor 1/2 applies to the whole square: E[lam^2] + E[(1-lam)^2] = 1 - 2c multiplies "
-            "mean(e^2)/2, and the cross part gives c mean(e)^2.": (1 - 2 * c) * m2 + c * m1**2,
-            "you used c = 1/4, which is E[lam] E[1-lam]; c = E[lam (1-lam)] = alpha / (2 (2 alpha + 1)).":
-                _expected(e, alpha, c=0.25),
-            "the ERM part is scaled: E[lam^2] + E[(1-lam)^2] = 1 - 2c, so it is (1 - 2c) mean(e^2)/2.":
-                m2 / 2 + c * m1**2,
+            staged("the factor 1/2 applies to the whole square, the ERM part included.",
+                   "E[lam^2] + E[(1-lam)^2] = 1 - 2c multiplies mean(e^2)/2, and the cross part gives "
+                   "c mean(e)^2."): (1 - 2 * c) * m2 + c * m1**2,
+            staged("you used c = 1/4, which is E[lam] E[1-lam]; c is E[lam (1-lam)], and lam and 1-lam are not "
+                   "independent.", "c = alpha / (2 (2 alpha + 1))."): _expected(e, alpha, c=0.25),
+            staged("the ERM part is scaled by E[lam^2] + E[(1-lam)^2], which is not 1.",
+                   "E[lam^2] + E[(1-lam)^2] = 1 - 2c, so it is (1 - 2c) mean(e^2)/2."): m2 / 2 + c * m1**2,
             "return the loss per example (a mean over the batch), not the sum.": len(e) * expected,
             "the penalty is c times the SQUARED mean residual, c mean(e)^2, not c mean(e).":
                 (1 - 2 * c) * m2 / 2 + c * m1,
@@ -276,15 +299,16 @@ def check_expected_loss(expected_loss: Callable) -> Feedback:
             "the cross part is c mean(e)^2, not 2c mean(e)^2: the factor 2 of 2 lam (1-lam) e e' is halved "
             "by the 1/2 of the loss.": (1 - 2 * c) * m2 / 2 + 2 * c * m1**2,
         }
-        problem = diagnose(value, expected, mistakes, rtol=1e-6, atol=1e-12, fallback=(
-           "it matches none of the usual mistakes. Expand 1/2 (lam e_i + (1-lam) e_pi(i))^2, take the "
-           "expectation over lam (E[lam^2] = E[(1-lam)^2] = 1/2 - c, E[lam (1-lam)] = c) and "
-           "over the uniform partner pi(i) (E[e_pi(i)] = mean(e)), then average over i."))
+        problem = diagnose(value, expected, mistakes, rtol=1e-6, atol=1e-12, fallback=staged(
+            "it matches none of the usual mistakes. Expand the square of the mixed residual, take the expectation "
+            "of each piece over lam and over the uniform partner, then average over the examples.",
+            "Expand 1/2 (lam e_i + (1-lam) e_pi(i))^2 and use E[lam^2] = E[(1-lam)^2] = 1/2 - c, "
+            "E[lam (1-lam)] = c and E[e_pi(i)] = mean(e)."))
         if problem is not None:
             known = any(math.isclose(value, v, rel_tol=1e-6, abs_tol=1e-12) for v in mistakes.values())
             if not known and math.isclose(value, expected, rel_tol=0.03):
                 problem = hint(f"you returned {value:.6g}, close to but not exactly the right value. If this is a "
                                "Monte Carlo estimate, give the exact expectation instead; otherwise check each "
                                "step of your formula (the mean of the squares, the partner's distribution, c).")
-            return hint(f"with {len(e)} residuals and alpha = {alpha}: " + problem.message)
+            return prefixed(f"with {len(e)} residuals and alpha = {alpha}: ", problem)
     return passed("your expected loss is (1 - 2c) mean(e^2)/2 + c mean(e)^2, exactly.")

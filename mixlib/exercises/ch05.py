@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import Feedback, as_float, call, checker, diagnose, hint, passed
+from . import Feedback, as_float, call, checker, diagnose, form_hint, hint, passed, prefixed, staged
 
 # --- exercise 1: cross-entropy at a mixed point, from the logits of the originals ---------------------
 
@@ -67,7 +67,12 @@ def _mixed_ce_inputs() -> list[tuple[torch.Tensor, torch.Tensor, int, int, float
     return cases + [(4.0 * e0, 4.0 * e1, 0, 1, 0.7), (32.0 * e0, 32.0 * e1, 0, 1, 0.7)]
 
 
-@checker("mixed_logit_ce(logits, logits2, label, label2, lam)")
+@checker("mixed_logit_ce(logits, logits2, label, label2, lam)",
+         nudge="Look at the order of the steps: mix the two examples' logits first, turn the mixed logits into "
+               "log-probabilities once, and score them against a soft target that shares its weight between "
+               "the two labels.",
+         shortcuts=(_mixed_ce_cases, ("mixlib.mixing.mixed_cross_entropy",
+                                      "the cross-entropy against the mixed target, the heart of this exercise")))
 def check_mixed_logit_ce(mixed_logit_ce: Callable) -> Feedback:
     """Check ``mixed_logit_ce(logits, logits2, label, label2, lam) -> float``.
 
@@ -84,33 +89,34 @@ def check_mixed_logit_ce(mixed_logit_ce: Callable) -> Feedback:
         if problem is not None:
             return problem
         problem = diagnose(value, ref["right"], {
-            "when label == label2 the target puts all its weight, lam + (1 - lam) = 1, on that one class: "
-            "add the two weights (target[label] += ...), don't let the second assignment overwrite the first.":
-                ref["overwritten_target"],
+            staged("when label == label2 the target puts all its weight, lam + (1 - lam) = 1, on that one class: "
+                   "don't let the second assignment overwrite the first.",
+                   "Add the two weights (target[label] += ...)."): ref["overwritten_target"],
             "you mixed the probabilities of the two originals; manifold mixup with a linear head "
             "mixes the LOGITS, then applies the softmax once.": ref["mixed_probs"],
             "you scored the mixed logits against the hard label of the first example; the target "
             "is the soft mixture, lam on label and 1 - lam on label2.": ref["hard"],
             "the target's weights are swapped: label gets lam and label2 gets 1 - lam.":
                 ref["swapped_target"],
-            "the logits' weights are swapped: the mixed logits are lam * logits + (1 - lam) * logits2.":
-                ref["swapped_logits"],
-            "you averaged the losses of the two original examples; compute the loss of the one "
-            "mixed point, whose logits are lam * logits + (1 - lam) * logits2.": ref["originals"],
-            "you applied the softmax twice (for instance softmax, then a function that expects "
-            "logits); log_softmax of the mixed logits is all you need.": ref["double_softmax"],
+            staged("the logits' weights are swapped: logits gets lam and logits2 gets 1 - lam.",
+                   "The mixed logits are lam * logits + (1 - lam) * logits2."): ref["swapped_logits"],
+            staged("you averaged the losses of the two original examples; compute the loss of the one "
+                   "mixed point.", "Its logits are lam * logits + (1 - lam) * logits2."): ref["originals"],
+            staged("you applied the softmax twice (for instance softmax, then a function that expects "
+                   "logits).", "log_softmax of the mixed logits is all you need."): ref["double_softmax"],
             "you averaged over the classes; the cross-entropy SUMS target * log-probability over the classes.":
                 ref["class_mean"],
             "the sign is missing: the cross-entropy is MINUS the sum of target * log-probability, a positive "
             "number.": ref["negative"],
             "both labels got weight lam; label2's weight is 1 - lam.": ref["lam_both"],
-            "you weighted the probabilities, not the log-probabilities: the cross-entropy is "
-            "-sum(target * log_softmax(mixed logits)).": ref["no_log"],
-        }, rtol=1e-5, fallback="it matches none of the usual mistakes. Mix the logits, "
-           "z = lam * logits + (1 - lam) * logits2, build the target with lam on label and 1 - lam on label2, and "
-           "return -sum(target * log_softmax(z)).")
+            staged("you weighted the probabilities, not the log-probabilities.",
+                   "The cross-entropy is -sum(target * log_softmax(mixed logits))."): ref["no_log"],
+        }, rtol=1e-5, fallback=staged(
+            "it matches none of the usual mistakes. Mix the logits, build the target with lam on label and "
+            "1 - lam on label2, and return the cross-entropy of the mixed logits against that target.",
+            "z = lam * logits + (1 - lam) * logits2, then -sum(target * log_softmax(z))."))
         if problem is not None:
-            return hint(f"with {len(z)} classes, labels ({a}, {b}) and lam = {lam}: {problem.message}")
+            return prefixed(f"with {len(z)} classes, labels ({a}, {b}) and lam = {lam}: ", problem)
     return passed("your function mixes the logits and scores them against the soft target, also when both "
                   "examples share a class.")
 
@@ -122,7 +128,10 @@ def _best_scale(lam: float) -> float:
     return math.log(lam / (1 - lam)) / (2 * lam - 1)
 
 
-@checker("best_scale(lam)")
+@checker("best_scale(lam)",
+         nudge="Write the loss as a function of the margin between the two logits, find where its derivative in "
+               "the margin vanishes, then go back from the margin to the scale.",
+         shortcuts=(_best_scale,))
 def check_best_scale(best_scale: Callable) -> Feedback:
     """Check ``best_scale(lam) -> float``: the minimiser ``s* = logit(lam) / (2 lam - 1)``.
 
@@ -137,18 +146,18 @@ def check_best_scale(best_scale: Callable) -> Feedback:
             right = _best_scale(lam)
             logit = math.log(lam / (1 - lam))
             wrong = {
-                "you returned the best MARGIN m* = log(lam / (1 - lam)); the scale is the margin "
-                "divided by (2 lam - 1).": logit,
-                "sign error: your scale has the wrong sign. The best margin is log(lam / (1 - lam)) (not "
-                "log((1 - lam) / lam)), and the margin is (2 lam - 1) s, so divide by (2 lam - 1), not by "
-                "(1 - 2 lam).": -right,
-                "the log is missing: sigmoid(m) = lam gives m = log(lam / (1 - lam)).":
-                    (lam / (1 - lam)) / (2 * lam - 1),
+                staged("you returned the best MARGIN; the scale is not the margin itself.",
+                       "The scale is the margin divided by (2 lam - 1)."): logit,
+                staged("sign error: your scale has the wrong sign (the best scale is positive on both sides of "
+                       "lam = 1/2).", "The best margin is log(lam / (1 - lam)) (not log((1 - lam) / lam)), and the "
+                       "margin is (2 lam - 1) s, so divide by (2 lam - 1), not by (1 - 2 lam)."): -right,
+                staged("the log is missing: solving sigmoid(m) = lam for m takes a log.",
+                       "m = log(lam / (1 - lam)).",): (lam / (1 - lam)) / (2 * lam - 1),
                 "the denominator is (2 lam - 1), the coefficient of s in the margin, not lam.": logit / lam,
                 "use the natural logarithm (math.log or torch.log), not log10: sigmoid is built on e.":
                     math.log10(lam / (1 - lam)) / (2 * lam - 1),
-                "you returned the odds lam / (1 - lam); the best margin is their LOG, and the scale is that "
-                "margin divided by (2 lam - 1).": lam / (1 - lam),
+                staged("you returned the odds lam / (1 - lam); the best margin is their LOG, and the scale is not "
+                       "the margin itself.", "The scale is that margin divided by (2 lam - 1)."): lam / (1 - lam),
                 "the log is of the odds lam / (1 - lam), not of lam alone.": math.log(lam) / (2 * lam - 1),
                 "the margin of the two logits s e_0 and s e_1 at the mixed point is (2 lam - 1) s, not "
                 "(1 - lam) s or lam s; divide the best margin by (2 lam - 1).": logit / (1 - lam),
@@ -157,13 +166,14 @@ def check_best_scale(best_scale: Callable) -> Feedback:
                 wrong = {"for lam < 1/2 both the best margin and (2 lam - 1) are negative, so s* is "
                          "still positive: do not take the absolute value of only one of them.":
                          logit / abs(2 * lam - 1), **wrong}
-            problem = diagnose(value, right, wrong, rtol=1e-3, fallback=(
-                "it matches none of the usual mistakes. For two classes the loss depends on s through the "
-                "margin m = (2 lam - 1) s; find the m where sigmoid(m) = lam, then divide by (2 lam - 1)."))
+            problem = diagnose(value, right, wrong, rtol=1e-3, fallback=staged(
+                "it matches none of the usual mistakes. For two classes the loss depends on s only through the "
+                "margin between the two logits: find the best margin, then turn it into a scale.",
+                "The margin is m = (2 lam - 1) s; find the m where sigmoid(m) = lam, then divide by (2 lam - 1)."))
             if problem is None and value <= 0:
                 problem = hint("a scale must be positive.")
             if problem is not None:
-                problem = hint(f"for lam = {lam}: {problem.message}")
+                problem = prefixed(f"for lam = {lam}: ", problem)
         if problem is not None:
             return problem
     return passed("s*(lam) = log(lam / (1 - lam)) / (2 lam - 1): sigmoid of the best margin "
@@ -227,7 +237,11 @@ def _two_loss_cases(features, head, x, y, lam, perm) -> dict[str, float]:
     }
 
 
-@checker("mixup_losses(features, head, x, y, lam, perm)")
+@checker("mixup_losses(features, head, x, y, lam, perm)",
+         nudge="Look at where each loss does its mixing: input mixup mixes the inputs before the feature map, "
+               "manifold mixup mixes the features between the feature map and the head; both score the "
+               "prediction against the mixed target.",
+         shortcuts=(_two_loss_cases, "mixlib.recipe.recipe_loss"))
 def check_mixup_losses(mixup_losses: Callable) -> Feedback:
     """Check ``mixup_losses(features, head, x, y, lam, perm) -> (input_loss, manifold_loss)``.
 
@@ -244,7 +258,7 @@ def check_mixup_losses(mixup_losses: Callable) -> Feedback:
         if problem is None and isinstance(result, (torch.Tensor, np.ndarray)) and tuple(result.shape) == (2,):
             result = list(result)
         if problem is None and (not isinstance(result, (tuple, list)) or len(result) != 2):
-            problem = hint("return a pair (input_loss, manifold_loss), e.g. `return loss_in, loss_mm`.")
+            problem = form_hint("return a pair (input_loss, manifold_loss), e.g. `return loss_in, loss_mm`.")
         if problem is None:
             loss_in, problem = as_float(result[0], "the input-mixup loss")
         if problem is None:
@@ -253,14 +267,14 @@ def check_mixup_losses(mixup_losses: Callable) -> Feedback:
             return problem
         where = f"(head {'nonlinear' if nonlinear else 'affine'}, lam = {lam}) "
         if math.isclose(loss_in, ref["mm"], rel_tol=1e-4) and math.isclose(loss_mm, ref["in"], rel_tol=1e-4):
-            return hint(where + "the two losses are swapped: return (input_loss, manifold_loss).")
+            return form_hint(where + "the two losses are swapped: return (input_loss, manifold_loss).")
         common = {
-            "you compared the prediction with the unmixed target y; the target is "
-            "lam * y + (1 - lam) * y[perm].": "unmixed_target",
+            staged("you compared the prediction with the unmixed target y; the target must be mixed too, with the "
+                   "same lam and perm.", "The target is lam * y + (1 - lam) * y[perm]."): "unmixed_target",
             "you summed over the batch; take the mean.": "sum",
             "the loss is 1/2 (target - prediction)^2: the factor 1/2 is missing.": "no_half",
-            "shapes: head returns (B, 1) and y has (B,), so their difference broadcasts to (B, B). "
-            "Take head(...)[:, 0] first.": "broadcast",
+            staged("shapes: head returns (B, 1) and y has (B,), so their difference broadcasts to (B, B).",
+                   "Take head(...)[:, 0] first."): "broadcast",
             "you used the absolute error; the loss is 1/2 (target - prediction)^2, a square.": "abs",
             "you used the absolute error without the 1/2; the loss is 1/2 (target - prediction)^2, a square.":
                 "abs_no_half",
@@ -271,11 +285,13 @@ def check_mixup_losses(mixup_losses: Callable) -> Feedback:
             "the weights are flipped: example i gets weight lam and its partner perm[i] weight "
             "1 - lam, for the inputs (or features) and the targets alike.": "flipped",
         }
-        problem = diagnose(loss_in, ref["in"], {m: ref["in_" + k] for m, k in common.items()}, fallback=(
-            "it matches none of the usual mistakes. Mix the inputs, x_mix = lam * x + (1 - lam) * x[perm], predict "
-            "head(features(x_mix))[:, 0], and take the mean of 1/2 (lam * y + (1 - lam) * y[perm] - prediction)^2."))
+        problem = diagnose(loss_in, ref["in"], {m: ref["in_" + k] for m, k in common.items()}, fallback=staged(
+            "it matches none of the usual mistakes. Mix the inputs with their partners, predict with the whole "
+            "network on the mix, and take the mean of half the squared gap between mixed target and prediction.",
+            "x_mix = lam * x + (1 - lam) * x[perm], prediction head(features(x_mix))[:, 0], and the mean of "
+            "1/2 (lam * y + (1 - lam) * y[perm] - prediction)^2."))
         if problem is not None:
-            return hint(where + "input-mixup loss: " + problem.message)
+            return prefixed(where + "input-mixup loss: ", problem)
         wrong_mm = {
             "you mixed the OUTPUTS of the head, lam * head(z) + (1 - lam) * head(z[perm]); manifold "
             "mixup mixes the features z = features(x) and applies the head to the mix. (With an affine "
@@ -285,10 +301,12 @@ def check_mixup_losses(mixup_losses: Callable) -> Feedback:
         }
         if not nonlinear:
             wrong_mm.pop(next(iter(wrong_mm)))  # outputs and features mix alike under an affine head
-        problem = diagnose(loss_mm, ref["mm"], wrong_mm, fallback=(
-            "it matches none of the usual mistakes. Mix the features, z = features(x), "
-            "z_mix = lam * z + (1 - lam) * z[perm], predict head(z_mix)[:, 0], and take the mean of "
-            "1/2 (lam * y + (1 - lam) * y[perm] - prediction)^2."))
+        problem = diagnose(loss_mm, ref["mm"], wrong_mm, fallback=staged(
+            "it matches none of the usual mistakes. Mix the features of the examples with their partners', "
+            "predict with the head on the mix, and take the mean of half the squared gap between mixed target and "
+            "prediction.",
+            "z = features(x), z_mix = lam * z + (1 - lam) * z[perm], prediction head(z_mix)[:, 0], and the mean "
+            "of 1/2 (lam * y + (1 - lam) * y[perm] - prediction)^2."))
         if problem is not None:
-            return hint(where + "manifold-mixup loss: " + problem.message)
+            return prefixed(where + "manifold-mixup loss: ", problem)
     return passed("both losses are right, with an affine and with a nonlinear head.")

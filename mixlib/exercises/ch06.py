@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from . import Feedback, as_float, call, checker, diagnose, given_arguments, hint, passed
+from . import Feedback, as_float, call, checker, diagnose, form_hint, given_arguments, hint, passed, prefixed, staged
 
 # --- exercise 1: the cross terms of the last-layer squared loss ----------------------------------
 
@@ -21,7 +21,8 @@ def _cross_case(seed: int, batch: int = 6, classes: int = 3) -> tuple[torch.Tens
     return out, target
 
 
-def cross_terms_reference(out: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
+def _cross_terms_reference(out: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor,
+                           ) -> torch.Tensor:
     """``mean_i lam (1 - lam) e_i . e_perm[i]`` with residuals ``e = target - out``."""
     e = target - out
     return (lam * (1 - lam) * (e * e[perm]).sum(1)).mean()
@@ -29,7 +30,7 @@ def cross_terms_reference(out: torch.Tensor, target: torch.Tensor, lam: float, p
 
 def _cross_mistakes(out: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor) -> dict[str, float]:
     e = target - out
-    ref = float(cross_terms_reference(out, target, lam, perm))
+    ref = float(_cross_terms_reference(out, target, lam, perm))
     batch = len(out)
     ordinary = float((0.5 * (lam**2 * (e**2).sum(1) + (1 - lam) ** 2 * (e[perm] ** 2).sum(1))).mean())
     full = float((0.5 * ((lam * e + (1 - lam) * e[perm]) ** 2).sum(1)).mean())
@@ -49,7 +50,11 @@ def _cross_mistakes(out: torch.Tensor, target: torch.Tensor, lam: float, perm: t
     }
 
 
-@checker("cross_terms_loss(out, target, lam, perm)")
+@checker("cross_terms_loss(out, target, lam, perm)",
+         nudge="Look at what is paired and what is kept: each example's residual (target minus output) with its "
+               "partner's, only the cross term of the expanded square with its weight, averaged over the batch, "
+               "and all of it in torch so that gradients reach `out`.",
+         shortcuts=(_cross_terms_reference, "mixlib.recipe.terms_loss"))
 def check_cross_terms_loss(cross_terms_loss: Callable) -> Feedback:
     """Check ``cross_terms_loss(out, target, lam, perm) -> scalar tensor``.
 
@@ -63,7 +68,7 @@ def check_cross_terms_loss(cross_terms_loss: Callable) -> Feedback:
     for seed, lam, perm in cases:  # references first
         out, target = _cross_case(seed)
         leaf = out.clone().requires_grad_(True)
-        reference = cross_terms_reference(leaf, target, lam, perm)
+        reference = _cross_terms_reference(leaf, target, lam, perm)
         (grad,) = torch.autograd.grad(reference, leaf)
         prepared.append((out, target, lam, perm, float(reference.detach()), grad,
                          _cross_mistakes(out, target, lam, perm)))
@@ -73,17 +78,17 @@ def check_cross_terms_loss(cross_terms_loss: Callable) -> Feedback:
         if problem is not None:
             return problem
         if not isinstance(got, torch.Tensor):
-            return hint("return a scalar TENSOR (so that it can be differentiated), computed from out with torch "
-                        f"operations; you returned {type(got).__name__}.")
+            return form_hint("return a scalar TENSOR (so that it can be differentiated), computed from out with "
+                             f"torch operations; you returned {type(got).__name__}.")
         value, problem = as_float(got, "the loss")
         if problem is not None:
             return problem
-        problem = diagnose(value, expected, mistakes, rtol=1e-6, atol=1e-9,
-                           fallback="check each piece: residuals e = target - out, the partner's residual "
-                                    "e[perm], their dot product per example, the weight lam (1 - lam), and the "
-                                    "mean over the batch.")
+        problem = diagnose(value, expected, mistakes, rtol=1e-6, atol=1e-9, fallback=staged(
+            "check each piece: the residuals, the partner's residuals, their dot product per example, the weight, "
+            "and the mean over the batch.",
+            "That is e = target - out, e[perm], (e * e[perm]).sum(1), lam * (1 - lam), then .mean()."))
         if problem is not None:
-            return hint(f"with lam = {lam}: " + problem.message)
+            return prefixed(f"with lam = {lam}: ", problem)
         if not got.requires_grad:
             return hint("your loss has the right value but no gradient reaches `out`: do not use .detach(), "
                         ".item(), NumPy or torch.no_grad() inside the function.")
@@ -99,7 +104,7 @@ def check_cross_terms_loss(cross_terms_loss: Callable) -> Feedback:
 # --- exercise 2: a paired 95 % interval ----------------------------------------------------------
 
 
-def paired_interval_reference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+def _paired_interval_reference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
     """Mean of ``a - b`` and its 95 % Student-t interval (``n - 1`` degrees of freedom)."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
@@ -120,8 +125,8 @@ def _interval_mistakes(a: np.ndarray, b: np.ndarray) -> dict[str, tuple[float, f
         "your interval treats the two methods as independent samples (its width comes from the spread of each "
         "method). They are paired by seed: take the per-seed differences a[i] - b[i] first, and build the "
         "interval from their spread.": around(mean, t * welch),
-        "you used 1.96 (the normal quantile); with few seeds use Student's t quantile with n - 1 degrees of "
-        "freedom, scipy.stats.t.ppf(0.975, n - 1).": around(mean, 1.96 * s / math.sqrt(n)),
+        staged("you used 1.96 (the normal quantile); with few seeds use Student's t quantile with n - 1 degrees "
+               "of freedom.", "That is scipy.stats.t.ppf(0.975, n - 1)."): around(mean, 1.96 * s / math.sqrt(n)),
         "your standard deviation divides by n; the sample standard deviation divides by n - 1 (ddof=1).":
             around(mean, t * float(d.std(ddof=0)) / math.sqrt(n)),
         "your t quantile has n degrees of freedom; a mean of n differences has n - 1.":
@@ -135,7 +140,12 @@ def _interval_mistakes(a: np.ndarray, b: np.ndarray) -> dict[str, tuple[float, f
     }
 
 
-@checker("paired_interval(a, b)")
+@checker("paired_interval(a, b)",
+         nudge="Look at what the interval is built from: the per-seed differences between the two methods, their "
+               "mean, and how uncertain that mean is with only a few seeds.",
+         shortcuts=(_paired_interval_reference, "mixlib.stats.paired_difference",
+                    ("mixlib.stats.summarize", "the mean and the 95 % interval of the differences, exactly what "
+                                               "this exercise asks for")))
 def check_paired_interval(paired_interval: Callable) -> Feedback:
     """Check ``paired_interval(a, b) -> (mean, low, high)`` for two equally long 1-D tensors."""
     g = torch.Generator().manual_seed(6)
@@ -144,7 +154,7 @@ def check_paired_interval(paired_interval: Callable) -> Feedback:
         base = 0.8 + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)
         a = base + 0.02 + 0.01 * torch.randn(n, generator=g, dtype=torch.float64)
         cases.append((a, base))
-    prepared = [(a, b, paired_interval_reference(a.numpy(), b.numpy()), _interval_mistakes(a.numpy(), b.numpy()))
+    prepared = [(a, b, _paired_interval_reference(a.numpy(), b.numpy()), _interval_mistakes(a.numpy(), b.numpy()))
                 for a, b in cases]
     for a, b, expected, mistakes in prepared:
         got, problem = call(paired_interval, a, b)
@@ -155,8 +165,8 @@ def check_paired_interval(paired_interval: Callable) -> Feedback:
         if isinstance(got, np.ndarray) and got.size == 3:
             got = got.reshape(-1).tolist()
         if not isinstance(got, (tuple, list)) or len(got) != 3:
-            return hint("return three numbers, (mean, low, high): the mean difference and the two ends of its "
-                        "interval.")
+            return form_hint("return three numbers, (mean, low, high): the mean difference and the two ends of "
+                             "its interval.")
         values = []
         for what, item in zip(("the mean", "the lower end", "the upper end"), got, strict=True):
             number, problem = as_float(item, what)
@@ -166,16 +176,17 @@ def check_paired_interval(paired_interval: Callable) -> Feedback:
         if all(math.isclose(v, e, rel_tol=1e-6, abs_tol=1e-9) for v, e in zip(values, expected, strict=True)):
             continue
         if values[1] > values[2]:
-            return hint("your lower end is above your upper end: return (mean, low, high) in that order.")
+            return form_hint("your lower end is above your upper end: return (mean, low, high) in that order.")
         for message, wrong in mistakes.items():
             if all(math.isclose(v, w, rel_tol=1e-6, abs_tol=1e-9) for v, w in zip(values, wrong, strict=True)):
-                return hint(f"with {len(a)} seeds: {message}")
+                return prefixed(f"with {len(a)} seeds: ", hint(message))
         if not math.isclose(values[0], expected[0], rel_tol=1e-6, abs_tol=1e-9):
             return hint(f"with {len(a)} seeds your mean ({values[0]:.6g}) is not the mean of the per-seed "
                         "differences a[i] - b[i].")
-        return hint(f"with {len(a)} seeds your mean is right but the interval is not: it is mean ± t * s / sqrt(n), "
-                    "with s the sample standard deviation of the differences and t the 0.975 quantile of Student's "
-                    "t with n - 1 degrees of freedom.")
+        return hint(f"with {len(a)} seeds your mean is right but the interval is not: check its half-width, which "
+                    "comes from the spread of the differences and Student's t.",
+                    "It is mean ± t * s / sqrt(n), with s the sample standard deviation of the differences and t the "
+                    "0.975 quantile of Student's t with n - 1 degrees of freedom.")
     return passed("your paired interval matches scipy's on three sets of seeds. Every comparison in this chapter "
                   "is built this way.")
 
@@ -183,7 +194,7 @@ def check_paired_interval(paired_interval: Callable) -> Feedback:
 # --- exercise 3: the theory's prediction for the last layer --------------------------------------
 
 
-def expected_last_layer_reference(residuals: torch.Tensor, alpha: float) -> float:
+def _expected_last_layer_reference(residuals: torch.Tensor, alpha: float) -> float:
     """``(1 - 2c)/2 mean_i ||e_i||^2 + c ||mean_i e_i||^2`` with ``c = alpha / (2 (2 alpha + 1))``."""
     e = residuals.double()
     c = alpha / (2 * (2 * alpha + 1))
@@ -198,21 +209,22 @@ def _expected_mistakes(e: torch.Tensor, alpha: float) -> dict[str, float]:
     no_self = (n * n * mean_sq - n * sq) / (n * (n - 1))  # mean of e_i . e_j over the pairs j != i
     c_precedence = alpha / (4 * alpha + 1)  # alpha / (2 * 2 * alpha + 1), brackets misplaced
     return {
-        "you left out self-pairs (a partner j != i, an n - 1 formula). The book pairs by a uniformly random "
-        "permutation, which pairs an example with itself with probability 1/n, so the partner is uniform over ALL "
-        "the examples, i itself included, and the cross terms average to c ||mean_i e_i||^2.":
+        staged("you left out self-pairs (a partner j != i, an n - 1 formula). The book pairs by a uniformly random "
+               "permutation, which pairs an example with itself with probability 1/n, so the partner is uniform "
+               "over ALL the examples, i itself included.", "The cross terms then average to c ||mean_i e_i||^2."):
             (1 - 2 * c) / 2 * sq + c * no_self,
-        "your c is alpha / (4 alpha + 1): `alpha / (2 * 2 * alpha + 1)` divides by 4 alpha + 1. The constant is "
-        "alpha / (2 (2 alpha + 1)), so write alpha / (2 * (2 * alpha + 1)).":
+        staged("your c is alpha / (4 alpha + 1): `alpha / (2 * 2 * alpha + 1)` divides by 4 alpha + 1; the "
+               "brackets are misplaced.",
+               "The constant is alpha / (2 (2 alpha + 1)), so write alpha / (2 * (2 * alpha + 1))."):
             (1 - 2 * c_precedence) / 2 * sq + c_precedence * mean_sq,
-        "your constant c is alpha / (2 alpha + 1), twice too large: E[lam (1 - lam)] = alpha / (2 (2 alpha + 1)).":
-            (1 - 4 * c) / 2 * sq + 2 * c * mean_sq,
+        staged("your constant c is alpha / (2 alpha + 1), twice too large.",
+               "E[lam (1 - lam)] = alpha / (2 (2 alpha + 1))."): (1 - 4 * c) / 2 * sq + 2 * c * mean_sq,
         "you dropped the cross terms' average, c ||mean residual||^2: a random partner's residual averages to the "
         "batch's mean residual, not to zero.": (1 - 2 * c) / 2 * sq,
         "you kept the ordinary terms' weight at 1/2: E[lam^2 + (1 - lam)^2] = 1 - 2c, not 1.": sq / 2 + c * mean_sq,
-        "your value is the plain ERM loss, 1/2 mean_i ||e_i||^2 (which is also what a penalty on the mean squared "
-        "norm gives); the cross terms average to c ||mean_i e_i||^2, the squared norm of the MEAN residual.":
-            (1 - 2 * c) / 2 * sq + c * sq,
+        staged("your value is the plain ERM loss, 1/2 mean_i ||e_i||^2 (which is also what a penalty on the mean "
+               "squared norm gives).", "The cross terms average to c ||mean_i e_i||^2, the squared norm of the MEAN "
+               "residual."): (1 - 2 * c) / 2 * sq + c * sq,
         "you summed over the batch; the loss is a mean over the examples.":
             len(e) * ((1 - 2 * c) / 2 * sq + c * mean_sq),
         "the weight of the ordinary part is E[lam^2 + (1 - lam)^2] / 2 = (1 - 2c) / 2, not 1 - c.":
@@ -220,24 +232,27 @@ def _expected_mistakes(e: torch.Tensor, alpha: float) -> dict[str, float]:
     }
 
 
-@checker("expected_last_layer_loss(residuals, alpha)")
+@checker("expected_last_layer_loss(residuals, alpha)",
+         nudge="Expand the squared norm of the mixed residual and average each piece over lam and over a partner "
+               "drawn uniformly from all the examples, the example itself included; then average over the batch.",
+         shortcuts=(_expected_last_layer_reference, "mixlib.recipe.terms_loss"))
 def check_expected_last_layer_loss(expected_last_layer_loss: Callable) -> Feedback:
     """Check ``expected_last_layer_loss(residuals, alpha) -> float`` for ``(B, C)`` residuals."""
     g = torch.Generator().manual_seed(11)
     cases = [(0.3 + torch.randn(8, 3, generator=g, dtype=torch.float64), 2.0),
              (torch.randn(5, 4, generator=g, dtype=torch.float64) - 0.5, 0.5),
              (torch.randn(12, 2, generator=g, dtype=torch.float64), 1.0)]
-    prepared = [(e, a, expected_last_layer_reference(e, a), _expected_mistakes(e, a)) for e, a in cases]
+    prepared = [(e, a, _expected_last_layer_reference(e, a), _expected_mistakes(e, a)) for e, a in cases]
     for e, alpha, expected, mistakes in prepared:
         got, problem = call(expected_last_layer_loss, e, alpha)
         if problem is None:
             got, problem = as_float(got, "the expected loss")
         if problem is not None:
             return problem
-        problem = diagnose(got, expected, mistakes, rtol=1e-6, atol=1e-9,
-                           fallback="average 1/2 ||lam e_i + (1-lam) e_j||^2 over lam ~ Beta(alpha, alpha) and over "
-                                    "a uniformly random partner j (which may be i itself): expand the square, then "
-                                    "use E[lam (1-lam)] = c and E[e_j] = mean residual.")
+        problem = diagnose(got, expected, mistakes, rtol=1e-6, atol=1e-9, fallback=staged(
+            "average half the squared norm of the mixed residual over lam ~ Beta(alpha, alpha) and over a uniformly "
+            "random partner j (which may be i itself): expand the square and average each piece.",
+            "In 1/2 ||lam e_i + (1-lam) e_j||^2, use E[lam (1-lam)] = c and E[e_j] = mean residual."))
         if problem is not None:
             known = any(math.isclose(got, v, rel_tol=1e-6, abs_tol=1e-9) for v in mistakes.values())
             if not known and math.isclose(got, expected, rel_tol=0.03):
@@ -245,7 +260,7 @@ def check_expected_last_layer_loss(expected_last_layer_loss: Callable) -> Feedba
                             "the right one. If it is a Monte Carlo estimate, give the exact expectation instead; "
                             "otherwise check each step of your formula: the constant c = E[lam (1 - lam)], the "
                             "weight (1 - 2c) / 2 of the ordinary part, and a partner uniform over all examples.")
-            return hint(f"for alpha = {alpha}, {e.shape[0]} examples: " + problem.message)
+            return prefixed(f"for alpha = {alpha}, {e.shape[0]} examples: ", problem)
     return passed("your prediction is exact on three batches. Minimising it over the head's bias removes the "
                   "penalty term, which is why the theory expects last-layer mixing with squared loss to train like "
                   "ERM.")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..flatness import class_dimension
-from . import Feedback, as_float, as_tensor, call, checker, hint, passed
+from . import Feedback, as_float, as_tensor, call, checker, form_hint, hint, passed, prefixed, staged
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the scale-free curvature of a trajectory
@@ -34,6 +34,11 @@ def _curvature_cases() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     return cases
 
 
+_EXTRAPOLATION = staged("the extrapolation is off: check where a straight line through h_{t-1} and h_t, with equal "
+                        "steps, puts the next point.",
+                        "It predicts h_{t+1} = 2 h_t - h_{t-1}, so the miss is h_after - 2 h + h_before.")
+
+
 def _curvature_candidates(h_before: torch.Tensor, h: torch.Tensor,
                           h_after: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
     miss = h_after - 2 * h + h_before
@@ -42,12 +47,8 @@ def _curvature_candidates(h_before: torch.Tensor, h: torch.Tensor,
         ("you returned the squared miss alone, without dividing by the squared steps. Without the "
          "denominator, shrinking the features lowers the loss: the value must not change when every "
          "h is scaled.", _sq(miss)),
-        ("the extrapolation is off: from h_{t-1} and h_t, a straight line predicts "
-         "h_{t+1} = 2 h_t - h_{t-1}, so the miss is h_after - 2 h + h_before.",
-         _sq(h_after - 2 * h_before + h) / steps),
-        ("the extrapolation is off: from h_{t-1} and h_t, a straight line predicts "
-         "h_{t+1} = 2 h_t - h_{t-1}, so the miss is h_after - 2 h + h_before.",
-         _sq(h_after - h - h_before) / steps),
+        (_EXTRAPOLATION, _sq(h_after - 2 * h_before + h) / steps),
+        (_EXTRAPOLATION, _sq(h_after - h - h_before) / steps),
         ("you used plain norms where the exercise asks for SQUARED norms, in the numerator or the "
          "denominator.", miss.norm(dim=-1) / ((h_after - h).norm(dim=-1) + (h - h_before).norm(dim=-1))),
         ("you used plain norms where the exercise asks for SQUARED norms, in the numerator or the "
@@ -64,7 +65,11 @@ def _curvature_candidates(h_before: torch.Tensor, h: torch.Tensor,
     ]
 
 
-@checker("curvature(h_before, h, h_after)")
+@checker("curvature(h_before, h, h_after)",
+         nudge="Look at the two parts of the ratio, row by row: how far the third point lies from where a straight, "
+               "evenly spaced line through the first two would put it, compared with the lengths of the two steps, "
+               "all measured with squared norms.",
+         shortcuts=("mixlib.routes.curvature_loss", "mixlib.routes._curvature"))
 def check_curvature(curvature: Callable) -> Feedback:
     """Check ``curvature(h_before, h, h_after) -> (B,)``.
 
@@ -79,12 +84,12 @@ def check_curvature(curvature: Callable) -> Feedback:
         if problem is not None:
             return problem
         if isinstance(out, torch.Tensor) and out.numel() == 1 and h.shape[0] > 1:
-            return hint(f"return one value per row, a tensor of shape ({h.shape[0]},); you returned a single "
-                        "number. Did you average or sum over the rows?")
+            return form_hint(f"return one value per row, a tensor of shape ({h.shape[0]},); you returned a single "
+                             "number. Did you average or sum over the rows?")
         if isinstance(out, np.ndarray):
-            return hint("the exercise asks for a tensor of shape (B,), and you returned a NumPy array: keep the "
-                        "computation in torch (a detour through NumPy also cuts the gradient that a loss built "
-                        "on the curvature needs), or convert at the end with torch.as_tensor(...).")
+            return form_hint("the exercise asks for a tensor of shape (B,), and you returned a NumPy array: keep "
+                             "the computation in torch (a detour through NumPy also cuts the gradient that a loss "
+                             "built on the curvature needs), or convert at the end with torch.as_tensor(...).")
         got, problem = as_tensor(out, "the curvature", shape=(h.shape[0],))
         if problem is not None:
             return problem
@@ -97,9 +102,9 @@ def check_curvature(curvature: Callable) -> Feedback:
                 got, expected * h.shape[1], rtol=1e-4, atol=1e-8):
             return hint("you averaged over the features in one place and summed in the other: use the same "
                         "reduction (a sum, the squared norm) in the numerator and the denominator.")
-        return hint("your values differ from the curvature on random rows. Check the miss "
-                    "(h_after - 2 h + h_before), the squared norms over the last dimension, and the "
-                    "denominator (both steps).")
+        return hint("your values differ from the curvature on random rows. Check the miss of the straight-line "
+                    "extrapolation, the squared norms over the last dimension, and the denominator (both steps).",
+                    "The miss is h_after - 2 h + h_before.")
     return passed("your curvature matches the definition on random rows, and is zero on a straight, "
                   "evenly spaced row.")
 
@@ -159,7 +164,13 @@ def _dimension_candidates(h: torch.Tensor, labels: torch.Tensor) -> list[tuple[s
     ]
 
 
-@checker("class_dim(h, labels)")
+@checker("class_dim(h, labels)",
+         nudge="Look at what is measured for each class: the spread of its rows around its own mean, as variances "
+               "along principal directions, turned into an effective number of directions, and then averaged over "
+               "the classes with equal weight.",
+         shortcuts=("mixlib.flatness.class_dimension",
+                    ("mixlib.flatness.class_singular_values", "the singular values of each class, the heart of this "
+                                                              "exercise")))
 def check_class_dimension(class_dim: Callable) -> Feedback:
     """Check ``class_dim(h, labels) -> float``.
 
@@ -216,27 +227,31 @@ def _interpolant_candidates(encode: nn.Module, decode: nn.Module, x: torch.Tenso
         path = decode(lam * z + (1 - lam) * z2)
         right = path + lam * r + (1 - lam) * r2
         wrong = [
-            ("you returned the decoded mixed code alone. Add back the reconstruction residuals, "
-             "lam (x - decode(encode(x))) + (1 - lam) (x2 - decode(encode(x2))), so that the endpoints are "
-             "exact.", path),
+            (staged("you returned the decoded mixed code alone: add back the mixed reconstruction residuals, so "
+                    "that the endpoints are exact.",
+                    "They are lam (x - decode(encode(x))) + (1 - lam) (x2 - decode(encode(x2)))."), path),
             ("that is pixel mixing, lam x + (1 - lam) x2. The interpolant goes through the code: decode "
              "the mixed code, then add the mixed residuals.", lam * x + (1 - lam) * x2),
             ("the weights are swapped: x gets lam and x2 gets 1 - lam, in the code and in the residuals.",
              decode((1 - lam) * z + lam * z2) + (1 - lam) * r + lam * r2),
             ("the residuals must be weighted like the codes, lam for x and 1 - lam for x2; you added them "
              "unweighted.", path + r + r2),
-            ("you added only the residual of x; add lam (x - decode(encode(x))) + (1 - lam) (x2 - "
-             "decode(encode(x2))).", path + lam * r),
+            (staged("you added only the residual of x; the residual of x2 belongs in the mix too.",
+                    "Add lam (x - decode(encode(x))) + (1 - lam) (x2 - decode(encode(x2)))."), path + lam * r),
             ("the residual is x - decode(encode(x)) (what the autoencoder misses), not decode(encode(x)) - x: "
              "check its sign.", path - lam * r - (1 - lam) * r2),
-            ("you decoded the mixed INPUT, decode(encode(lam x + (1 - lam) x2)); mix the codes of x and x2 "
-             "instead, lam encode(x) + (1 - lam) encode(x2).",
+            (staged("you decoded the mixed INPUT, decode(encode(lam x + (1 - lam) x2)); mix the codes of x and x2 "
+                    "instead.", "The mixed code is lam encode(x) + (1 - lam) encode(x2)."),
              decode(encode(lam * x + (1 - lam) * x2)) + lam * r + (1 - lam) * r2),
         ]
     return right, wrong
 
 
-@checker("interpolant(encode, decode, x, x2, lam)")
+@checker("interpolant(encode, decode, x, x2, lam)",
+         nudge="Look at the two parts of the interpolant: the decoding of a mix of the two codes, plus the two "
+               "reconstruction errors mixed with the same weights, so that the two ends of the path are the "
+               "inputs themselves, exactly.",
+         shortcuts=("mixlib.routes.Interpolator.forward", _interpolant_candidates))
 def check_interpolant(interpolant: Callable) -> Feedback:
     """Check ``interpolant(encode, decode, x, x2, lam) -> (B, d)``.
 
@@ -260,7 +275,7 @@ def check_interpolant(interpolant: Callable) -> Feedback:
             continue
         for message, value in wrong:
             if torch.allclose(got, value, rtol=1e-5, atol=1e-7):
-                return hint(f"with lam = {lam}: {message}")
+                return prefixed(f"with lam = {lam}: ", hint(message))
         if lam in (0.0, 1.0):
             end = "x" if lam == 1.0 else "x2"
             return hint(f"with lam = {lam} the interpolant must be exactly {end}; yours is not.")

@@ -22,6 +22,12 @@ that; :func:`mixlib.exercises.call` puts them together around each call:
 - **Every exception a hint.** The time-out is caught here; :func:`mixlib.exercises.call` turns
   every other exception, ``SystemExit`` included, into a hint. Only ``KeyboardInterrupt`` (the
   notebook's stop button) passes through, and the state is restored even then.
+- **Library shortcuts seen.** A :class:`CallWatcher` notes whether the learner's function ran one
+  of the functions that compute the exercise's answer, however it reached them (imported by name,
+  through its module, through a ``mixlib.`` re-export, under another name): a profile function
+  (``sys.setprofile``, this thread only) compares the code object of every Python function called
+  with theirs. It chains and then restores a profile function already set; the ``SIGALRM`` timer
+  ignores an alarm that lands inside it, as it ignores one in its own epilogue.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import CodeType
 from typing import Any
 
 import numpy as np
@@ -166,6 +173,10 @@ class Session:
         self.output = _Capture()
         self.given: tuple[Any, ...] = ()
         self.given_kwargs: dict[str, Any] = {}
+        #: The functions whose call is a library shortcut: code object -> (dotted name, what it computes).
+        self.shortcuts: Mapping[CodeType, tuple[str, str]] = {}
+        #: The shortcut the learner's function called, once one was seen.
+        self.shortcut: tuple[str, str] | None = None
 
 
 _session: Session | None = None
@@ -178,11 +189,12 @@ def current_session() -> Session | None:
 
 @contextlib.contextmanager
 def checking(name: str, arg_names: tuple[str, ...], signature: str, time_limit: float, budget: float,
-             ) -> Iterator[Session]:
+             shortcuts: Mapping[CodeType, tuple[str, str]] | None = None) -> Iterator[Session]:
     """Run the body as one check: a fresh :class:`Session`, and the global state restored after it.
 
     ``time_limit`` is the limit of one call; all the calls together may run for ``budget`` seconds,
-    or for ``time_limit`` if that is longer.
+    or for ``time_limit`` if that is longer. ``shortcuts`` maps the code objects of the functions
+    that compute the answer to their name and what they compute (see :class:`CallWatcher`).
     """
     global _session
     outer = _session
@@ -190,6 +202,7 @@ def checking(name: str, arg_names: tuple[str, ...], signature: str, time_limit: 
     if not limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     session = Session(name, arg_names, signature, limit, max(float(budget), limit))
+    session.shortcuts = dict(shortcuts or {})
     state = State(rng=True)
     _session = session
     try:
@@ -210,8 +223,9 @@ def _run_with_alarm(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: fl
     state["armed"] = False
 
     def on_alarm(signum: int, frame: Any) -> None:
-        # Ignore an alarm that lands in this function's own prologue or epilogue.
-        if state["armed"] and (frame is None or frame.f_code is not _ALARM_CODE):
+        # Ignore an alarm that lands in this function's own prologue or epilogue, or in the profile
+        # function of a CallWatcher (which also runs there); the next alarm, 50 ms later, lands elsewhere.
+        if state["armed"] and (frame is None or frame.f_code not in _QUIET_CODES):
             state["fired"] = True
             raise _TimeUp
 
@@ -236,6 +250,75 @@ def _run_with_alarm(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: fl
 
 
 _ALARM_CODE = _run_with_alarm.__code__
+
+
+# --- Calls of given functions ----------------------------------------------------------------------
+def code_objects(fn: Any) -> set[CodeType]:
+    """The code objects that run when ``fn`` is called, and that belong to it alone.
+
+    Follows bound, class and static methods (``__func__``), ``functools.partial`` (``func``),
+    properties (``fget``) and wrappers made with ``functools.wraps`` or ``functools.lru_cache``
+    (``__wrapped__``) down to the function they wrap, whose code is the one that counts: a
+    wrapper's own code is shared by every function the same decorator wraps
+    (``contextlib.contextmanager``, ``torch.no_grad``), so it would match calls of all of them.
+    Empty for a function written in C.
+    """
+    codes: set[CodeType] = set()
+    seen: set[int] = set()
+    todo = [fn]
+    while todo:
+        f = todo.pop()
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        inner = [getattr(f, attr, None) for attr in ("__func__", "__wrapped__", "func", "fget")]
+        if any(g is not None for g in inner):
+            todo += inner
+            continue
+        code = getattr(f, "__code__", None)
+        if isinstance(code, CodeType):
+            codes.add(code)
+    return codes
+
+
+class CallWatcher:
+    """A context manager that notes whether the code inside it calls one of some given functions.
+
+    ``codes`` maps code objects (see :func:`code_objects`) to what :attr:`hit` should hold once
+    one of them runs: the first seen. It works with ``sys.setprofile``, in the current thread only,
+    and costs nothing when ``codes`` is empty. A profile function already set (a profiler written in
+    Python) keeps receiving every event and is put back on exit; under a profiler written in C,
+    which cannot be chained, the watcher stays off.
+    """
+
+    def __init__(self, codes: Mapping[CodeType, Any]) -> None:
+        self.codes = codes
+        self.hit: Any = None
+        self._previous: Any = None
+        self._active = False
+
+    def __enter__(self) -> CallWatcher:
+        if self.codes:
+            previous = sys.getprofile()
+            if previous is None or callable(previous):
+                self._previous, self._active = previous, True
+                sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._active:
+            self._active = False
+            sys.setprofile(self._previous)
+
+    def _profile(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and self.hit is None:
+            self.hit = self.codes.get(frame.f_code)
+        if self._previous is not None:
+            self._previous(frame, event, arg)
+
+
+#: Frames in which an alarm is not raised: the alarm runner's own, and the call watcher's profile function.
+_QUIET_CODES = frozenset({_ALARM_CODE, CallWatcher._profile.__code__})
 
 
 def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
@@ -279,14 +362,35 @@ def _run_with_watchdog(fn: Callable[..., Any], args: tuple, kwargs: dict, limit:
         except _TimeUp:
             return None
     finally:
-        while True:  # stop the watchdog and drop a time-out it may have left pending
+        while True:  # stop the watchdog, then flush a time-out it may have left pending
             try:
                 with lock:
                     done.set()
-                    _set_async_exc(thread_id, None)
+                _flush_async_exc(thread_id)
                 break
             except _TimeUp:
                 continue
+
+
+class _Flush(BaseException):
+    """A harmless asynchronous exception that replaces a pending time-out and is caught at once."""
+
+
+def _flush_async_exc(thread_id: int) -> None:
+    """Drop an asynchronous exception pending in this thread, and CPython's flag that says one is pending.
+
+    Clearing it with ``PyThreadState_SetAsyncExc(id, NULL)`` would leave that flag set (CPython 3.11
+    resets it only when an exception is delivered), and then every function call made under a profile
+    or trace function (a :class:`CallWatcher`, a debugger, coverage) spins forever on its first
+    instruction. So a harmless exception replaces the pending one and is delivered here, in a loop
+    (whose backward jumps check for it), and caught.
+    """
+    try:
+        _set_async_exc(thread_id, _Flush)
+        for _ in range(1_000_000):
+            pass
+    except _Flush:
+        return
 
 
 def _run_with_trace(fn: Callable[..., Any], args: tuple, kwargs: dict, limit: float, state: dict) -> Any:
