@@ -173,7 +173,7 @@ class Session:
         self.output = _Capture()
         self.given: tuple[Any, ...] = ()
         self.given_kwargs: dict[str, Any] = {}
-        #: The functions whose call is a library shortcut: code object -> (dotted name, what it computes).
+        #: The functions whose call is a library shortcut (code object -> dotted name and what it computes).
         self.shortcuts: Mapping[CodeType, tuple[str, str]] = {}
         #: The shortcut the learner's function called, once one was seen.
         self.shortcut: tuple[str, str] | None = None
@@ -284,7 +284,7 @@ def code_objects(fn: Any) -> set[CodeType]:
 class CallWatcher:
     """A context manager that notes whether the code inside it calls one of some given functions.
 
-    ``codes`` maps code objects (see :func:`code_objects`) to what :attr:`hit` should hold once
+    ``codes`` maps code objects (see :func:`code_objects`) to what ``hit`` should hold once
     one of them runs: the first seen. It works with ``sys.setprofile``, in the current thread only,
     and costs nothing when ``codes`` is empty. A profile function already set (a profiler written in
     Python) keeps receiving every event and is put back on exit; under a profiler written in C,
