@@ -156,16 +156,8 @@ def checkpoints(name: str, setup: Setup, lr: float, epoch: int) -> list[StagedNe
     """
     if lr not in fair.LRS:
         raise ValueError(f"lr must be one of the sweep's learning rates {fair.LRS}, got {lr!r}")
-    seeds = list(fair.SEEDS) * len(fair.LRS)
-    spec, extra = _training(name, setup, seeds)
-    models = []
-    for s in seeds:
-        seed_everything(s)
-        models.append(fair.build())
-    fitting = holdout_split(setup.data)
-    fit_ensemble(models, fitting.x_train, fitting.y_train, seeds=seeds,
-                 lr=[rate for rate in fair.LRS for _ in fair.SEEDS], epochs=epoch, batch_size=fair.BATCH,
-                 extra_loss=extra, progress=False, **spec)
+    models = _trained(name, setup, list(fair.SEEDS) * len(fair.LRS),
+                      [rate for rate in fair.LRS for _ in fair.SEEDS], epoch)
     first = fair.LRS.index(lr) * len(fair.SEEDS)
     return models[first:first + len(fair.SEEDS)]
 
@@ -246,7 +238,11 @@ def matched(name: str, setup: Setup, lr: float, epoch: int) -> list[StagedNet]:
     (ERM's choice on the draw, say) differs from ERM only in its loss, not in how long or how fast it
     trained. Same initial weights, mini-batches and streams as :func:`checkpoints`; not its models.
     """
-    seeds = list(fair.SEEDS)
+    return _trained(name, setup, list(fair.SEEDS), lr, epoch)
+
+
+def _trained(name: str, setup: Setup, seeds: list[int], lr: float | list[float], epoch: int) -> list[StagedNet]:
+    """Arm ``name``'s members for ``seeds`` (each built after ``seed_everything``), trained on the fitting part."""
     spec, extra = _training(name, setup, seeds)
     models = []
     for s in seeds:
