@@ -9,6 +9,8 @@ For every page built from a notebook in ``chapters/`` that has exercises:
   (from myst-nb's execution data, cached runs included) and links to the full notebook and
   to the student edition; a paragraph of the chapter starting with "Run time" is replaced
   by it, so the page shows one measured figure, not a typed one;
+* the measured run times go to ``run-times.json`` in the output folder, so that the
+  student editions ``make lab`` writes state the same figure;
 * the theme's download menu gets a third entry, the student edition, after the ``.ipynb``.
 
 Everything is local files: the site stays offline.
@@ -59,13 +61,6 @@ def _chapter_source(app: Sphinx, docname: str) -> Path | None:
     return path
 
 
-def format_runtime(seconds: float) -> str:
-    """``about 40 s``, ``about 2 min``: a run time rounded as a reader would say it."""
-    if seconds < 60:
-        return f"about {max(5, round(seconds / 5) * 5)} s"
-    return f"about {max(1, round(seconds / 60))} min"
-
-
 def _runtime(app: Sphinx, docname: str) -> float | None:
     try:
         from myst_nb.sphinx_ import NbMetadataCollector
@@ -78,12 +73,8 @@ def _runtime(app: Sphinx, docname: str) -> float | None:
 
 
 def runtime_sentence(seconds: float | None) -> str | None:
-    """The run-time sentence shown on a chapter page and in its student edition."""
-    if seconds is None:
-        return None
-    cores = os.cpu_count() or 1
-    return (f"Run time: {format_runtime(seconds)} from a fresh kernel on {cores} CPU core{'s' if cores != 1 else ''}, "
-            "measured when this site was built.")
+    """The run-time sentence of a chapter page and its student edition (``scripts/student.py``)."""
+    return _student_module().runtime_sentence(seconds, os.cpu_count() or 1)
 
 
 def _is_runtime_paragraph(node: nodes.Node) -> bool:
@@ -160,6 +151,10 @@ def _write_student_editions(app: Sphinx, exception: Exception | None) -> None:
             raise ExtensionError(f"student edition of {docname}: {exc}") from exc
         written += 1
     logger.info(f"student editions written: {written} (in {STUDENT_DIR}/)")
+    # the same measured times, for the student editions `make lab` writes (scripts/student.py)
+    times = {docname: _runtime(app, docname) for docname in sorted(app.env.found_docs)}
+    module.write_run_times(Path(app.outdir) / module.RUN_TIMES,
+                           {d: t for d, t in times.items() if t is not None}, os.cpu_count() or 1)
 
 
 def setup(app: Sphinx) -> dict:

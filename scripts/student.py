@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ SOLUTION_START = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution-start\}[ \t]+(?P
                             + _FENCE_OPTIONS + r"(?P=fence)[ \t]*$", re.MULTILINE)
 SOLUTION_END = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution-end\}[^\n]*\n" + _FENCE_OPTIONS
                           + r"(?P=fence)[ \t]*$", re.MULTILINE)
+RUN_TIMES = "run-times.json"  # written by the book's build, beside the site's pages
+BUILT_SITE = ROOT / "_build" / "html"
 RUN_TIME_LINE = re.compile(r"^[*_]*Run time\b[^\n]*\n?", re.MULTILINE | re.IGNORECASE)
 EXERCISE_OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{exercise\}[ \t]*(?P<title>[^\n]*)$", re.MULTILINE)
 
@@ -351,6 +354,36 @@ def student_notebook(source: Path | str, runtime_note: str | None = None) -> nbf
     return student
 
 
+def format_runtime(seconds: float) -> str:
+    """``about 40 s``, ``about 2 min``: a run time rounded as a reader would say it."""
+    if seconds < 60:
+        return f"about {max(5, round(seconds / 5) * 5)} s"
+    return f"about {max(1, round(seconds / 60))} min"
+
+
+def runtime_sentence(seconds: float | None, cores: int) -> str | None:
+    """The one sentence that states a chapter's run time, on its page and in its student edition."""
+    if seconds is None:
+        return None
+    return (f"Run time: {format_runtime(seconds)} from a fresh kernel on {cores} CPU core{'s' if cores != 1 else ''}, "
+            "measured when this site was built.")
+
+
+def write_run_times(path: Path, seconds: dict[str, float], cores: int) -> None:
+    """Store the build's measured run times (seconds per page name, e.g. ``chapters/02_mixup``)."""
+    path.write_text(json.dumps({"cores": cores, "seconds": seconds}, indent=1, sort_keys=True) + "\n")
+
+
+def runtime_note(source: Path, site: Path = BUILT_SITE) -> str | None:
+    """The run-time line the built site gives ``source``, or None when no build has measured it."""
+    try:
+        stored = json.loads((site / RUN_TIMES).read_text())
+    except (OSError, ValueError):
+        return None
+    sentence = runtime_sentence(stored.get("seconds", {}).get(f"chapters/{source.stem}"), stored.get("cores", 1))
+    return f"*{sentence}*" if sentence else None
+
+
 def chapter_paths(selection: list[str] | None = None, chapters: Path = CHAPTERS) -> list[Path]:
     """The chapter notebooks, or those whose name starts with one of ``selection`` (e.g. ``02``)."""
     paths = sorted(chapters.glob("[0-9]*.ipynb"))
@@ -387,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.missing_only and target.exists():
             print(f"kept      {target} (your copy; `make reset CH={path.stem[:2]}` starts it afresh)")
             continue
-        write_student(path, target)
+        write_student(path, target, runtime_note(path))
         print(f"written   {target}")
     return 0
 

@@ -217,3 +217,32 @@ def test_status_page_has_the_execution_table():
     html = (SITE / "chapters" / "status.html").read_text()
     for chapter in CHAPTERS:
         assert chapter.stem in html, f"the execution table does not list {chapter.stem}"
+
+
+def _status_seconds() -> dict[str, float]:
+    html = (SITE / "chapters" / "status.html").read_text()
+    rows = re.findall(r'<span class="doc">chapters/([^<]+)</span>.*?</td>\s*<td><p>[^<]*</p></td>\s*'
+                      r'<td><p>[^<]*</p></td>\s*<td><p>([0-9.]+)</p></td>', html, flags=re.S)
+    return {name: float(seconds) for name, seconds in rows}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_the_run_time_is_measured_once_and_the_same_everywhere(chapter, tmp_path):
+    """Chapter page, site student edition, `make lab` edition and status page: one measured figure."""
+    _require_site()
+    typed = [c for c in _source_cells(chapter) if c["cell_type"] == "markdown"
+             and student.RUN_TIME_LINE.search("".join(c["source"]))]
+    assert not typed, f"{chapter.name} types its run time; the build states the measured one"
+    seconds = _status_seconds()[chapter.stem]
+    stored = json.loads((SITE / student.RUN_TIMES).read_text())
+    assert stored["seconds"][f"chapters/{chapter.stem}"] == pytest.approx(seconds, abs=0.01)
+    sentence = student.runtime_sentence(stored["seconds"][f"chapters/{chapter.stem}"], stored["cores"])
+    assert student.format_runtime(seconds) in sentence
+    page = (SITE / "chapters" / f"{chapter.stem}.html").read_text()
+    assert sentence in page.replace("\n", " "), f"{chapter.stem}: the page states another run time"
+    on_site = nbformat.read(SITE / "_student" / f"{chapter.stem}_student.ipynb", as_version=4)
+    student.main(["--out", str(tmp_path), chapter.stem[:2]])
+    in_lab = nbformat.read(tmp_path / chapter.name, as_version=4)
+    for where, nb in (("website", on_site), ("make lab", in_lab)):
+        notes = [c.source for c in nb.cells if "Run time" in c.source]
+        assert notes == [f"*{sentence}*"], f"{chapter.stem}, {where} student edition: {notes}"
