@@ -14,18 +14,46 @@ TEST_STAMP := $(VENV)/.test-installed
 # Progress bars are for people at a notebook, not for logs.
 QUIET  := MIXLIB_PROGRESS=0 PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: setup book test lint lab serve screenshots bench clean browser student reset compare gpu-check results
+.PHONY: lock lock-check setup book test lint lab serve screenshots bench clean browser student reset compare gpu-check results
 
 setup: $(BOOK_STAMP)
 
-$(BOOK_STAMP): requirements.txt pyproject.toml
+# requirements*.txt give the ranges; requirements.lock pins every package inside them (pip-tools).
+# Every install below takes the lock as its constraints, so a fresh machine gets the same stack.
+LOCK    := requirements.lock
+LOCKER  := .venv-lock
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCKER)/bin/pip-compile --quiet --strip-extras \
+	--allow-unsafe --no-emit-find-links --no-emit-index-url --no-emit-trusted-host
+# torch resolves to the CPU build on disk, 2.13.0+cpu; the lock names the release, torch==2.13.0,
+# which that wheel satisfies and which a machine without it resolves from its own index.
+UNTAG_TORCH := sed -i -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/'
+
+$(LOCKER)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCKER)
+	$(LOCKER)/bin/python -m pip --quiet --disable-pip-version-check install pip-tools==7.7.0 2>&1 \
+	  | { grep -v "^WARNING: Location" || true; }
+
+## Pin every package of requirements*.txt in requirements.lock (keeps pins that still fit; UPGRADE=1 re-resolves).
+lock: $(LOCKER)/bin/pip-compile
+	$(PIP_COMPILE) $(if $(UPGRADE),--upgrade,) -o $(LOCK) requirements-test.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(UNTAG_TORCH) $(LOCK)
+
+## Fail when requirements.lock no longer fits the ranges in requirements*.txt (what `make lock` would change).
+lock-check: $(LOCKER)/bin/pip-compile
+	@tmp=$$(mktemp -d) && cp $(LOCK) $$tmp/$(LOCK) && \
+	  $(PIP_COMPILE) -o $$tmp/$(LOCK) requirements-test.txt 2>&1 | { grep -v "^WARNING: Location" || true; } && \
+	  $(UNTAG_TORCH) $$tmp/$(LOCK) && \
+	  { diff -u $(LOCK) $$tmp/$(LOCK) && echo "requirements.lock fits requirements*.txt"; } \
+	  || { echo "requirements.lock is out of date with requirements*.txt: run make lock and commit it"; exit 1; }
+
+$(BOOK_STAMP): requirements.txt pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -r requirements.txt -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PIP) install -r requirements.txt -c $(LOCK) -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -c "import torch, mixlib, jupyter_book, sphinx_exercise" 
 	touch $@
 
 $(TEST_STAMP): $(BOOK_STAMP) requirements-test.txt
-	$(PIP) install -r requirements-test.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PIP) install -r requirements-test.txt -c $(LOCK) 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -c "import pytest, nbval, xdist, hypothesis, playwright, axe_playwright_python" 
 	touch $@
 
@@ -54,7 +82,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 ## Everything CI checks: lint, the strict build, library and site tests, every notebook.
-test: $(TEST_STAMP) browser lint book
+test: $(TEST_STAMP) browser lint lock-check book
 	$(QUIET) $(BIN)/python -m pytest -n 2
 	$(MAKE) --no-print-directory compare
 

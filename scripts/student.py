@@ -412,9 +412,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", help="chapter numbers or names (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "lab", help="folder for the notebooks (default: lab/)")
+    parser.add_argument("--check", action="store_true",
+                        help="only derive each edition in memory and fail on a chapter the generator cannot handle")
     parser.add_argument("--missing-only", action="store_true",
                         help="leave notebooks that are already there alone (the learner's work)")
     args = parser.parse_args(argv)
+    if args.check:
+        for path in chapter_paths(args.chapters):
+            try:
+                student_notebook(path)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
+                print(f"{path.name}: the student edition cannot be derived: {exc}")
+                return 1
+        return 0
     for path in chapter_paths(args.chapters):
         target = args.out / path.name
         if args.missing_only and target.exists():
