@@ -115,7 +115,7 @@ student: $(BOOK_STAMP)
 lab: student
 	$(BIN)/jupyter lab --notebook-dir=$(LAB) $(LAB_ROOT)
 
-## Start one chapter afresh: make reset CH=02 (overwrites lab/02_*.ipynb).
+## Start one chapter afresh: make reset CH=02 (your lab/02_*.ipynb is kept in lab/.backup/ first).
 reset: $(BOOK_STAMP)
 	@test -n "$(CH)" || { echo "say which chapter: make reset CH=02"; exit 1; }
 	$(BIN)/python scripts/student.py --out $(LAB) $(CH)

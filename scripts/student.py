@@ -28,7 +28,10 @@ import ast
 import copy
 import json
 import re
+import shutil
 import sys
+import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +52,7 @@ SOLUTION_START = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution-start\}[ \t]+(?P
                             + _FENCE_OPTIONS + r"(?P=fence)[ \t]*$", re.MULTILINE)
 SOLUTION_END = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution-end\}[^\n]*\n" + _FENCE_OPTIONS
                           + r"(?P=fence)[ \t]*$", re.MULTILINE)
+BACKUP = ".backup"  # where `make reset` keeps the copy it replaces (inside lab/)
 RUN_TIMES = "run-times.json"  # written by the book's build, beside the site's pages
 BUILT_SITE = ROOT / "_build" / "html"
 RUN_TIME_LINE = re.compile(r"^[*_]*Run time\b[^\n]*\n?", re.MULTILINE | re.IGNORECASE)
@@ -349,9 +353,213 @@ def student_notebook(source: Path | str, runtime_note: str | None = None) -> nbf
         note.id = "run-time"
         head.append(note)
     student.cells = head + student.cells
+    read_like_the_site(student)
+    student.metadata.update(kernel_metadata())
     student.metadata["mixlib"] = {"edition": "student", "source": f"chapters/{source.name}"}
     nbformat.validate(student)
     return student
+
+
+# --------------------------------------------------------------------------- reading like the site
+# JupyterLab renders MyST one notebook at a time: a citation, a reference to another chapter or a
+# number (Exercise 4.1, eq. (4.1), Lemma 4.1) would show as "not found" or be numbered from 1. The
+# student edition therefore writes them as the website shows them. The numbers are computed from the
+# chapters in the order of _toc.yml, as Sphinx numbers them; tests compare them with the built site.
+
+NUMBERED_KINDS = {"exercise": "Exercise", "prf:theorem": "Theorem", "prf:lemma": "Lemma",
+                  "prf:corollary": "Corollary", "prf:proposition": "Proposition", "prf:definition": "Definition"}
+DIRECTIVE_OPEN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<kind>exercise|prf:\w+)\}[ \t]*(?P<title>[^\n]*)\n"
+                            r"(?P<options>(?:[ \t]*:[\w-]+:[^\n]*\n)*)", re.MULTILINE)
+LABELLED_MATH = re.compile(r"\$\$(?P<body>(?:(?!\$\$).)+?)\$\$[ \t]*\((?P<label>[\w-]+)\)", re.DOTALL)
+SECTION_LABEL = re.compile(r"^\((?P<label>[\w-]+)\)=[ \t]*\n+#+[ \t]+(?P<title>[^\n]+)$", re.MULTILINE)
+ROLE = re.compile(r"\{(?P<role>[\w:-]+)\}`(?P<content>[^`]*)`")
+EXPLICIT = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.DOTALL)
+TOC = ROOT / "_toc.yml"
+
+
+@dataclass
+class SiteNumbers:
+    """What the website calls each labelled thing: ``Theorem 4.1``, ``(4.1)``, a section's title."""
+
+    names: dict[str, str] = field(default_factory=dict)       # label -> "Exercise 4.1" / "(4.1)" / title
+    titles: dict[str, str] = field(default_factory=dict)      # label of a numbered directive -> its title
+    documents: dict[str, str] = field(default_factory=dict)   # docname -> page title
+
+
+def _markdown_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        nb = nbformat.read(path, as_version=4)
+        return "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    return path.read_text(encoding="utf8")
+
+
+def _toc_documents(toc: Path = TOC) -> list[tuple[str, bool]]:
+    """``(docname, numbered)`` for every page of the table of contents, in order."""
+    import yaml  # a dependency of Jupyter Book
+
+    data = yaml.safe_load(toc.read_text())
+    docs = [(data["root"], False)]
+    for part in data.get("parts", []):
+        for chapter in part.get("chapters", []):
+            docs.append((chapter["file"], bool(part.get("numbered"))))
+    return docs
+
+
+def site_numbers(root: Path = ROOT) -> SiteNumbers:
+    """Number every exercise, theorem-like block and labelled equation as the website does."""
+    numbers = SiteNumbers()
+    chapter = 0
+    for docname, numbered in _toc_documents(root / "_toc.yml"):
+        matches = [root / f"{docname}{suffix}" for suffix in (".ipynb", ".md")]
+        path = next((p for p in matches if p.exists()), None)
+        if path is None:
+            continue
+        text = _markdown_of(path)
+        title = re.search(r"^#[ \t]+([^\n]+)$", text, re.MULTILINE)
+        numbers.documents[docname] = title.group(1).strip() if title else docname
+        for match in SECTION_LABEL.finditer(text):
+            numbers.names.setdefault(match.group("label"), match.group("title").strip())
+        if not numbered:
+            continue
+        chapter += 1
+        counters: dict[str, int] = {}
+        for match in DIRECTIVE_OPEN.finditer(text):
+            kind, options = match.group("kind"), match.group("options")
+            label = re.search(r":label:[ \t]*(\S+)", options)
+            if kind not in NUMBERED_KINDS or ":nonumber:" in options or label is None:
+                continue
+            counters[kind] = counters.get(kind, 0) + 1
+            numbers.names[label.group(1)] = f"{NUMBERED_KINDS[kind]} {chapter}.{counters[kind]}"
+            numbers.titles[label.group(1)] = match.group("title").strip()
+        for k, match in enumerate(LABELLED_MATH.finditer(text), start=1):
+            numbers.names[match.group("label")] = f"({chapter}.{k})"
+    return numbers
+
+
+def _bibliography(path: Path = ROOT / "references.bib") -> dict[str, tuple[str, str, str]]:
+    """``key -> (authors as cited, year, the full reference)`` from references.bib."""
+    from pybtex.database import parse_file  # a dependency of sphinxcontrib-bibtex
+
+    accents = {"'": "\u0301", '"': "\u0308", "`": "\u0300", "^": "\u0302", "~": "\u0303"}
+
+    def plain(text: str) -> str:
+        text = re.sub(r"\\(['\"`^~])\s*\{?(\w)\}?",
+                      lambda m: unicodedata.normalize("NFC", m.group(2) + accents[m.group(1)]), text)
+        return re.sub(r"[{}\\]", "", text).replace("--", "–").strip()
+
+    entries = {}
+    for key, entry in parse_file(str(path)).entries.items():
+        people = entry.persons.get("author", [])
+        last = [plain(" ".join(p.prelast_names + p.last_names)) for p in people]
+        cited = (last[0] if len(last) == 1 else f"{last[0]} and {last[1]}" if len(last) == 2
+                 else f"{last[0]} et al." if last else plain(entry.fields.get("title", key)))
+        names = ", ".join(plain(" ".join(p.first_names + p.middle_names + p.prelast_names + p.last_names))
+                          for p in people)
+        fields = entry.fields
+        venue = next((plain(fields[f]) for f in ("booktitle", "journal", "howpublished", "publisher")
+                      if f in fields), "")
+        where = f" {venue}." if venue else ""
+        link = (f" <{fields['url']}>" if "url" in fields
+                else f" arXiv:{fields['eprint']}." if "eprint" in fields else "")
+        full = f"{names}. {plain(fields.get('title', ''))}.{where} {fields.get('year', '')}.{link}"
+        entries[key] = (cited, fields.get("year", ""), re.sub(r"\s+", " ", full).strip())
+    return entries
+
+
+def _citation(role: str, keys: list[str], bib: dict[str, tuple[str, str, str]], cited: list[str]) -> str:
+    missing = [k for k in keys if k not in bib]
+    if missing:
+        raise ValueError(f"citation keys not in references.bib: {', '.join(missing)}")
+    cited += [k for k in keys if k not in cited]
+    if role == "cite:t":
+        return "; ".join(f"{bib[k][0]} ({bib[k][1]})" for k in keys)
+    return "(" + "; ".join(f"{bib[k][0]}, {bib[k][1]}" for k in keys) + ")"
+
+
+def _as_on_the_site(text: str, numbers: SiteNumbers, bib: dict, cited: list[str], where: str) -> str:
+    """``text`` (MyST markdown) with its roles, numbered blocks and equation labels resolved."""
+
+    def directive(match: re.Match) -> str:
+        kind, title = match.group("kind"), match.group("title").strip()
+        options = match.group("options")
+        label = re.search(r":label:[ \t]*(\S+)", options)
+        # the label stays (JupyterLab gives the box that id); numbering options go with the directive
+        kept = "".join(line + "\n" for line in options.splitlines() if re.match(r"[ \t]*:(class|label):", line))
+        if kind == "prf:proof":
+            heading = "Proof"
+        elif label and label.group(1) in numbers.names:
+            heading = numbers.names[label.group(1)] + (f" ({title})" if title else "")
+        else:
+            heading = NUMBERED_KINDS.get(kind, kind.split(":")[-1].title()) + (f" ({title})" if title else "")
+        css = {"exercise": "exercise"}.get(kind, "proof")
+        if ":class:" not in kept:
+            kept += f":class: {css}\n"
+        return f"{match.group('fence')}{{admonition}} {heading}\n{kept}"
+
+    def equation(match: re.Match) -> str:
+        label = match.group("label")
+        number = numbers.names.get(label, "")
+        tag = f" \\tag{{{number.strip('()')}}}" if number else ""
+        return f"$${match.group('body').rstrip()}{tag}\n$$"
+
+    def role(match: re.Match) -> str:
+        name, content = match.group("role"), match.group("content")
+        explicit = EXPLICIT.match(content)
+        text, target = (explicit.group("text"), explicit.group("target")) if explicit else (None, content)
+        if name in ("cite", "cite:p", "cite:t", "cite:ps", "cite:ts"):
+            return _citation("cite:t" if name.startswith("cite:t") else "cite:p",
+                             [k.strip() for k in content.split(",")], bib, cited)
+        if name == "eq":
+            if target not in numbers.names:
+                raise ValueError(f"{where}: equation {target!r} is not numbered anywhere in the book")
+            return numbers.names[target]
+        if name in ("ref", "prf:ref", "numref", "term"):
+            if text is not None:
+                return text
+            if name == "term":
+                return target
+            if target not in numbers.names:
+                raise ValueError(f"{where}: {{{name}}} target {target!r} is not a label of the book")
+            return numbers.names[target]
+        if name == "doc":
+            if text is not None:
+                return text
+            return numbers.documents.get(target.strip("/"), target)
+        if name in ("func", "class", "meth", "mod", "attr", "obj", "data", "exc"):
+            shown = (text or target).lstrip("~")
+            return f"`{shown.rsplit('.', 1)[-1] if target.startswith('~') else shown}`"
+        return match.group(0)
+
+    text = DIRECTIVE_OPEN.sub(directive, text)
+    text = LABELLED_MATH.sub(equation, text)
+    return ROLE.sub(role, text)
+
+
+def read_like_the_site(nb: nbformat.NotebookNode, numbers: SiteNumbers | None = None,
+                       bib: dict | None = None) -> nbformat.NotebookNode:
+    """Resolve every markdown cell of ``nb`` as the website would, and add a References cell."""
+    numbers = numbers if numbers is not None else site_numbers()
+    bib = bib if bib is not None else _bibliography()
+    cited: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _as_on_the_site(cell.source, numbers, bib, cited, cell.get("id", "a cell"))
+    if cited:
+        entries = "\n".join(f"- {bib[k][2]}" for k in sorted(cited, key=lambda k: bib[k][0].lower()))
+        cell = nbformat.v4.new_markdown_cell(f"## References\n\n{entries}")
+        cell.id = "references"
+        nb.cells.append(cell)
+    return nb
+
+
+def kernel_metadata() -> dict:
+    """The kernelspec and language_info a Python kernel writes, so a fresh notebook opens unmodified."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    info = dict(IPythonKernel.language_info)
+    info["version"] = sys.version.split()[0]
+    return {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": info}
 
 
 def format_runtime(seconds: float) -> str:
@@ -430,6 +638,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.missing_only and target.exists():
             print(f"kept      {target} (your copy; `make reset CH={path.stem[:2]}` starts it afresh)")
             continue
+        if target.exists():  # `make reset`: the learner's copy is kept, never silently lost
+            backup = target.parent / BACKUP / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, backup)
+            print(f"kept      your previous copy as {backup}")
         write_student(path, target, runtime_note(path))
         print(f"written   {target}")
     return 0

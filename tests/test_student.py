@@ -168,6 +168,9 @@ def test_missing_only_keeps_the_learners_copy_and_reset_restores_it(tmp_path, ca
     assert len(list(tmp_path.glob("*.ipynb"))) == len(CHAPTERS)
     student.main(["--out", str(tmp_path), chapter.stem[:2]])  # make reset CH=NN
     assert nbformat.read(target, as_version=4).cells[-1].source != "my answer"
+    kept = list((tmp_path / student.BACKUP).glob(f"{chapter.stem}-*.ipynb"))
+    assert len(kept) == 1 and nbformat.read(kept[0], as_version=4).cells[-1].source == "my answer"
+    assert "kept      your previous copy" in capsys.readouterr().out
 
 
 def test_run_all_works_on_the_shortest_chapter(tmp_path):
@@ -246,3 +249,53 @@ def test_the_run_time_is_measured_once_and_the_same_everywhere(chapter, tmp_path
     for where, nb in (("website", on_site), ("make lab", in_lab)):
         notes = [c.source for c in nb.cells if "Run time" in c.source]
         assert notes == [f"*{sentence}*"], f"{chapter.stem}, {where} student edition: {notes}"
+
+
+# --------------------------------------------------------------------------- reading like the site
+
+def test_numbers_match_the_website():
+    """Exercise 4.1, Lemma 4.1 and eq. (4.1) in a student edition are the site's numbers."""
+    _require_site()
+    numbers = student.site_numbers()
+    checked = 0
+    for chapter in CHAPTERS:
+        html = (SITE / "chapters" / f"{chapter.stem}.html").read_text()
+        shown = re.findall(r'id="([\w-]+)">\s*<p class="admonition-title">'
+                           r'<span class="caption-number">([^<]+?) </span>', html)
+        shown += re.findall(r'id="equation-([\w-]+)">\s*<span class="eqno">(\([0-9.]+\))', html)
+        for label, number in shown:
+            assert numbers.names.get(label) == number, f"{chapter.stem}: {label} is {number} on the site"
+            checked += 1
+    assert checked > 50
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_citations_references_and_numbers_are_resolved(chapter):
+    """No role, numbered directive or equation label is left for JupyterLab to get wrong."""
+    nb = student.student_notebook(chapter)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert not re.findall(r"\{(?:cite(?::\w+)?|prf:ref|ref|numref|eq|doc|term)\}`", text)
+    assert not re.search(r"\{(?:exercise|prf:\w+)\}", text)
+    assert not re.search(r"\$\$[ \t]*\([\w-]+\)", text), "an equation label is left"
+    source = "\n".join("".join(c["source"]) for c in _source_cells(chapter) if c["cell_type"] == "markdown")
+    if "{cite" in source:
+        assert nb.cells[-1].source.startswith("## References")
+    number = re.search(r"^(\d+)_", chapter.name).group(1).lstrip("0")
+    for label in _exercise_labels(chapter):
+        assert f"Exercise {number}." in text, f"{chapter.stem}: exercise {label} lacks its site number"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["language_info"]["name"] == "python"
+
+
+def test_a_citation_reads_as_author_and_year():
+    bib = student._bibliography()
+    cited: list[str] = []
+    numbers = student.SiteNumbers(names={"thm-x": "Theorem 4.1"})
+    out = student._as_on_the_site("See {cite:t}`zhang2018mixup` and {prf:ref}`thm-x` {cite:p}`cho2022mixupgradient`.",
+                                  numbers, bib, cited, "test")
+    assert out == "See Zhang et al. (2018) and Theorem 4.1 (Cho, 2022)."
+    assert cited == ["zhang2018mixup", "cho2022mixupgradient"]
+    with pytest.raises(ValueError, match="not a label"):
+        student._as_on_the_site("{prf:ref}`thm-nowhere`", numbers, bib, [], "test")
+    with pytest.raises(ValueError, match="not in references.bib"):
+        student._as_on_the_site("{cite:p}`nobody2099`", numbers, bib, [], "test")
