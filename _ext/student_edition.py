@@ -46,6 +46,16 @@ def _student_module():
     return sys.modules[name]
 
 
+def _course_download():
+    """The sibling extension ``course_download`` (it names the chapter zips)."""
+    name = "course_download"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("course_download.py"))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
 def student_filename(docname: str) -> str:
     """Where the student edition of ``docname`` goes, relative to the output folder."""
     return f"{STUDENT_DIR}/{docname.rsplit('/', 1)[-1]}_student.ipynb"
@@ -93,10 +103,13 @@ def _add_page_note(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     parts = []
     if runtime:
         parts.append(html.escape(runtime))
+    chapter_zip = relative_uri(page, _course_download().chapter_zip(docname))
     parts.append(
         f'Download the notebook: <a class="reference download-full" href="{full}" download>full</a> · '
         f'<a class="reference download-student" href="{student}" download>student edition</a> '
-        "(a stub to fill in after each exercise, no solutions).")
+        "(a stub to fill in after each exercise, no solutions). "
+        f'<a class="reference download-chapter" href="{chapter_zip}" download>Run this chapter on your machine</a>: '
+        "a zip with the student edition, the <code>mixlib</code> wheel and a five-line README.")
     note = nodes.raw("", f'<p class="chapter-meta">{" ".join(parts)}</p>\n', format="html")
 
     section = doctree.next_node(nodes.section)

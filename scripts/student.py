@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 
 INSTALL_LINE = (
-    "**Student edition.** To run it you need `mixlib`: in a clone of the book's repository run "
-    "`make lab` (it installs everything and opens this folder), or `pip install -e .` there."
+    "**Student edition.** To run it you need `mixlib`. From the chapter's zip on the website: "
+    "`pip install \"mixlib-*.whl[notebooks]\"` next to this file (its `README.txt` has the five steps). "
+    "In the course's folder (the course download, or a clone): `make lab`, or `pip install -e .` there."
 )
 YOUR_TURN = ("Write your answer in the code cell below this box and run it: "
              "the checker replies under the cell.")
