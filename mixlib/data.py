@@ -16,12 +16,14 @@ from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
 from ._checks import (
+    check_batch,
     check_fraction,
     check_generator,
     check_nonnegative,
     check_positive,
     check_positive_int,
     check_seed,
+    check_targets,
     check_tensor,
 )
 
@@ -84,7 +86,30 @@ class Split:
 _SEEDS_BELOW = 2**32
 
 
+def _check_split_sizes(test_size: float, n: int, classes: int) -> None:
+    """Raise if ``test_size`` leaves the test or the training set without an example of each class.
+
+    The sizes are scikit-learn's: ``ceil(test_size * n)`` test examples and the rest for training;
+    a stratified split needs at least ``classes`` on each side (``classes = 1`` for regression).
+    """
+    n_test = math.ceil(test_size * n)
+    n_train = n - n_test
+    side = "a class without a test example" if classes > 1 else "no test example"
+    if n_test < classes:
+        raise ValueError(
+            f"test_size={test_size} holds out {n_test} of the {n} examples, {side}: a stratified split needs at "
+            f"least one test example of each of the {classes} classes; use test_size >= {classes}/{n}"
+        )
+    if n_train < classes:
+        what = f"one training example of each of the {classes} classes" if classes > 1 else "one training example"
+        raise ValueError(
+            f"test_size={test_size} leaves {n_train} of the {n} examples for training; the split needs at least "
+            f"{what}; use test_size <= {n - classes}/{n}"
+        )
+
+
 def _split(x: np.ndarray, y: np.ndarray, test_size: float, seed: int, classification: bool) -> Split:
+    _check_split_sizes(test_size, len(y), len(np.unique(y)) if classification else 1)
     stratify = y if classification else None
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=test_size, random_state=seed, stratify=stratify
@@ -252,17 +277,16 @@ def batches(
     """Yield shuffled mini-batches ``(x_b, y_b)``; the last one may be smaller.
 
     Args:
-        x: inputs, first dimension is the example index.
-        y: targets with the same first dimension.
+        x: inputs, floating point, first dimension is the example index.
+        y: targets with the same first dimension: integer class labels ``(n,)`` or float
+            regression targets ``(n,)`` (or ``(n, 1)``), as in a :class:`Split`.
         batch_size: examples per batch, >= 1.
         generator: controls the shuffle; ``None`` uses torch's global generator.
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    for name, t in (("x", x), ("y", y)):  # type and shape only: this runs once per epoch of training
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() == 0:
-            raise ValueError(f"{name} must have a first dimension indexing the examples, got a 0-d tensor")
+    # type and shape only, no pass over the values: this runs once per epoch of training
+    check_batch("x", x, scan=False, hint="the features go into a model: convert them with x.float()")
+    check_targets("y", y)
     check_generator(generator)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")

@@ -20,6 +20,7 @@ from mixlib._checks import (
     check_finite_number,
     check_knots,
     check_lam_shape,
+    check_model_input,
     check_module,
     check_one_per_example,
     check_positive,
@@ -127,6 +128,9 @@ def commuting_gap(head: nn.Module, u: torch.Tensor, v: torch.Tensor, lam: Lam) -
     u, v = check_tensor("u", u, min_dim=1), check_tensor("v", v, min_dim=1)
     check_same_batch(u=u, v=v)
     check_same_shape("v", v, "u", u)
+    if isinstance(head, nn.Module):  # a float16 or float64 u would fail deep in a float32 head
+        check_model_input("u", u, head, "head")
+        check_model_input("v", v, head, "head")
     lam = check_lam_shape(lam, len(u))
 
     def blend(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

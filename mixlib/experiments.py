@@ -26,7 +26,7 @@ from .metrics import classification_report, logits, mean_confidence, nll, reliab
 from .recipe import METHODS, Recipe
 from .seeding import seed_everything
 from .stats import Stat, check_digits, paired_difference, render_table, summarize
-from .train import History, evaluate, fit
+from .train import FIT_KEYWORDS, History, check_fit_arguments, evaluate, fit
 
 __all__ = ["PAPER_METHODS", "Comparison", "compare_methods", "temperature_control"]
 
@@ -272,6 +272,7 @@ def compare_methods(
     clash = set(fit_kwargs) & _RESERVED
     if clash:
         raise ValueError(f"do not pass {sorted(clash)}: compare_methods sets them (use methods= for method/alpha)")
+    check_fit_arguments(fit_kwargs, {"recipe", *FIT_KEYWORDS, "fast"})  # fast: fit_ensemble's (vectorize=True)
     fit_kwargs.setdefault("eval_every", 10**9)  # evaluate once, after the last epoch
     fit_kwargs.setdefault("progress", False)
     if device is not None:

@@ -47,6 +47,7 @@ from mixlib._checks import (
     check_same_shape,
     check_subspace,
     check_tensor,
+    model_error,
 )
 from mixlib.mixing import reduce_batch
 
@@ -82,16 +83,21 @@ def class_singular_values(
 
     Returns:
         A dict from each class present in ``labels`` (sorted) to its singular values, in
-        descending order, a tensor of length ``min(n_class, dim)``.
+        descending order, a tensor of length ``min(n_class, dim)`` in ``h``'s dtype. Half precision
+        (float16, bfloat16), which torch's SVD does not take, is computed in float32 and rounded
+        back, as :func:`class_subspaces` computes in float64.
     """
     rows, labels = check_class_rows(h, labels, num_classes)
     check_flag("center", center)
+    dtype = rows.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        rows = rows.float()
     result = {}
     for c in torch.unique(labels).tolist():
         H = rows[labels == c]
         if center:
             H = H - H.mean(dim=0, keepdim=True)
-        result[int(c)] = torch.linalg.svdvals(H)
+        result[int(c)] = torch.linalg.svdvals(H).to(dtype)
     return result
 
 
@@ -208,8 +214,17 @@ def chord_outputs(
     ts = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device)
     t = ts.reshape((n_points, 1) + (1,) * (x.dim() - 1))
     points = t * x + (1 - t) * x2  # (n_points, B, ...)
-    with torch.no_grad():
-        outputs = model(points.reshape((n_points * batch,) + tuple(x.shape[1:])))
+    flat = points.reshape((n_points * batch,) + tuple(x.shape[1:]))
+    try:
+        with torch.no_grad():
+            outputs = model(flat)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, ValueError) as problem:  # the model's own message would name the chord's points
+        one_pair = " (for a single pair, pass x[None] and x2[None])" if x.dim() == 1 else ""
+        raise model_error("x", x, problem, (
+            f": x and x2 must be batches (B, ...) of the model's inputs, B = {batch} here{one_pair}; the "
+            f"{n_points} points of each chord went in as one batch of shape {tuple(flat.shape)}")) from None
     return ts, outputs.reshape((n_points, batch) + tuple(outputs.shape[1:]))
 
 

@@ -25,7 +25,15 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from torch import nn
 
-from ._checks import check_positive, check_positive_int, check_tensor
+from ._checks import (
+    check_flag,
+    check_labels,
+    check_module,
+    check_positive,
+    check_positive_int,
+    check_same_batch,
+    check_tensor,
+)
 from .metrics import grid, probabilities
 
 __all__ = [
@@ -200,6 +208,19 @@ def _share_probability_colorbar(ax: Axes, contours: ScalarMappable) -> None:
     fig._mixlib_probability_colorbar = colorbar
 
 
+def _check_ax(ax: object) -> Axes:
+    """The panel to draw on: a matplotlib ``Axes``."""
+    if not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (for example one of the panels from "
+                        f"mixlib.plot.figure()), got {type(ax).__name__}")
+    return ax
+
+
+def _points(t: torch.Tensor) -> np.ndarray:
+    """A checked tensor as float64 NumPy values for matplotlib, whatever its floating dtype (bfloat16 too)."""
+    return t.detach().cpu().double().numpy()
+
+
 def decision_boundary(
     ax: Axes,
     model: nn.Module,
@@ -231,11 +252,21 @@ def decision_boundary(
         title: panel title.
         colorbar: draw the probability colour bar (two classes only); ``False`` leaves it to
             the caller, e.g. a :func:`shared_colorbar` for panels drawn otherwise.
+
+    Tensors only (a list or an array is refused, as everywhere in mixlib); ``x`` is only drawn,
+    so any floating dtype will do.
     """
+    _check_ax(ax)
+    check_module("model", model)
+    check_tensor("x", x, min_dim=2)
+    y = check_labels("y", y)
+    check_same_batch(x=x, y=y)
+    check_flag("colorbar", colorbar)
     coords, points = grid(x, resolution, margin)
     g0, g1 = coords
     probs = probabilities(model, points).cpu()  # the model may live on a GPU; NumPy needs the CPU
-    x, y = x.detach().cpu(), y.detach().cpu()
+    y = check_labels("y", y, probs.shape[1]).cpu()  # one colour per class of the model
+    x = _points(x)
     if probs.shape[1] == 2:
         p1 = probs[:, 1].reshape(g0.shape).numpy()
         cf = ax.contourf(g0.numpy(), g1.numpy(), p1, levels=_PROBABILITY_LEVELS, cmap=_PROBABILITY_CMAP,
@@ -255,7 +286,7 @@ def decision_boundary(
                   alpha=0.15 + 0.45 * conf, aspect="auto", interpolation="nearest",
                   vmin=0, vmax=probs.shape[1] - 1)
         colors = np.array(PALETTE[: probs.shape[1]])
-    ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), c=colors[y.numpy()], s=12, edgecolors="white", linewidths=0.4)
+    ax.scatter(x[:, 0], x[:, 1], c=colors[y.numpy()], s=12, edgecolors="white", linewidths=0.4)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     ax.set_aspect("equal", adjustable="box")
@@ -264,14 +295,17 @@ def decision_boundary(
 
 
 def representation_scatter(ax: Axes, h: torch.Tensor, y: torch.Tensor, *, title: str | None = None) -> None:
-    """Scatter 2-D hidden representations ``h`` coloured by label ``y``."""
+    """Scatter 2-D hidden representations ``h`` ``(n, 2)`` (any floating dtype) coloured by the integer labels ``y``."""
+    _check_ax(ax)
     check_tensor("h", h, min_dim=2)
-    if h.shape[1] != 2:
-        raise ValueError(f"h must have 2 columns, got shape {tuple(h.shape)}")
-    h, y = h.detach().cpu(), y.detach().cpu()
+    if h.dim() != 2 or h.shape[1] != 2:
+        raise ValueError(f"h must have 2 columns, shape (n, 2), got shape {tuple(h.shape)}")
+    y = check_labels("y", y)
+    check_same_batch(h=h, y=y)
+    h, y = _points(h), y.cpu()
     for c in torch.unique(y).tolist():
-        sel = y == c
-        ax.scatter(h[sel, 0].numpy(), h[sel, 1].numpy(), s=10, color=PALETTE[c % len(PALETTE)],
+        sel = (y == c).numpy()
+        ax.scatter(h[sel, 0], h[sel, 1], s=10, color=PALETTE[c % len(PALETTE)],
                    label=f"class {c}", alpha=0.8)
     ax.set_xlabel("$h_1$")
     ax.set_ylabel("$h_2$")
@@ -283,10 +317,33 @@ def representation_scatter(ax: Axes, h: torch.Tensor, y: torch.Tensor, *, title:
 def singular_value_spectra(
     ax: Axes, spectra: Mapping[str, Sequence[float] | torch.Tensor], *, top: int = 20, title: str | None = None
 ) -> None:
-    """Plot singular-value spectra, one line per entry of ``spectra`` (label -> values, descending)."""
+    """Plot singular-value spectra, one line per entry of ``spectra`` (label -> values, descending).
+
+    ``spectra`` is a mapping such as ``{"ERM": values, "mixup": values}`` (for example from
+    :func:`mixlib.flatness.class_singular_values`); each entry's values a 1-D tensor, array or list.
+    """
+    _check_ax(ax)
     top = check_positive_int("top", top)
+    if not isinstance(spectra, Mapping):
+        raise TypeError(f"spectra must be a mapping from a label to singular values, such as "
+                        f"{{'ERM': values}}, got {type(spectra).__name__}")
+    if not spectra:
+        raise ValueError("spectra must hold at least one entry")
+    lines = {}
     for label, values in spectra.items():
-        v = torch.as_tensor(values, dtype=torch.float64)[:top]
+        name = f"spectra[{label!r}]"
+        try:
+            v = torch.as_tensor(values, dtype=torch.float64).detach()
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a 1-D tensor or a sequence of numbers, "
+                            f"got {type(values).__name__}") from None
+        if v.dim() != 1 or len(v) == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D sequence of singular values, "
+                             f"got shape {tuple(v.shape)}")
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} contains NaN or an infinite value; pass finite numbers")
+        lines[label] = v[:top]
+    for label, v in lines.items():
         ax.plot(range(1, len(v) + 1), v.numpy(), marker="o", markersize=3, label=label)
     ax.set_xlabel("index of singular value")
     ax.set_ylabel("singular value")
@@ -310,6 +367,7 @@ def forest(
         title: Optional panel title.
         colors: Optional ``{label: colour}``; default black.
     """
+    _check_ax(ax)
     labels = list(effects)
     if not labels:
         raise ValueError("effects must hold at least one entry")

@@ -8,9 +8,11 @@ once train through :func:`mixlib.ensemble.fit_ensemble`, which runs this same lo
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from numbers import Real
 
@@ -138,6 +140,27 @@ class Run:
     show: bool
 
 
+def check_fit_arguments(names: Iterable[str], taken: Iterable[str] = ()) -> None:
+    """Raise a ``TypeError`` for each of ``names`` that is neither in ``taken`` nor a recipe setting.
+
+    The message names the public arguments (those of :func:`fit` and the recipe's settings) and
+    suggests the nearest one, for a keyword passed on through ``**kwargs`` (``epoch`` for ``epochs``).
+    """
+    unknown = sorted(set(names) - set(taken) - set(RECIPE_FIELDS))
+    if not unknown:
+        return
+    known = ["recipe", *FIT_KEYWORDS, *RECIPE_FIELDS]
+    listed = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), known, n=1)
+        listed.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    plural = "s" if len(unknown) > 1 else ""
+    raise TypeError(
+        f"unknown argument{plural} {', '.join(listed)}; the training arguments are {', '.join(FIT_KEYWORDS)} "
+        f"and the recipe's settings {', '.join(RECIPE_FIELDS)} (or recipe=)"
+    )
+
+
 def prepare_run(
     model: nn.Module, x: object, y: object, recipe: Recipe | None = None, *, epochs: int = 100,
     batch_size: int = 64, lr: float = 1e-2, weight_decay: float = 0.0, x_test: object = None,
@@ -147,9 +170,7 @@ def prepare_run(
     """Check every argument of :func:`fit` (but the seed and the custom losses) and move the data."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    unknown = sorted(set(settings) - set(RECIPE_FIELDS))
-    if unknown:
-        raise TypeError(f"unknown argument(s) {unknown}; the recipe's settings are {list(RECIPE_FIELDS)}")
+    check_fit_arguments(settings)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     lr = check_positive("lr", lr)
@@ -306,3 +327,10 @@ def fit(
     bar.close()
     model.eval()
     return history
+
+
+#: The keyword-only arguments of :func:`fit`: what the ``**kwargs`` of its callers may pass on,
+#: with the recipe's settings.
+FIT_KEYWORDS = tuple(
+    n for n, p in inspect.signature(fit).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+)

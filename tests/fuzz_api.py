@@ -53,6 +53,7 @@ FAIL = ("vague", "deep", "silent", "late", "false_alarm", "wrong", "hang", "harn
 OUTCOMES = PASS + FAIL + ("n/a",)
 
 os.environ.setdefault("MIXLIB_PROGRESS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")  # the plot functions draw on a figure that is never shown
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,6 +285,17 @@ def nan_at(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def inf_at(t: torch.Tensor, sign: float = 1.0) -> torch.Tensor:
+    t = t.clone() if t.is_floating_point() else t.float()
+    t.view(-1)[0] = sign * math.inf
+    return t
+
+
+def _infs() -> list[M]:
+    """+inf and -inf: the same check as NaN wherever NaN is checked."""
+    return [_m("inf", inf_at), _m("minus_inf", lambda b: inf_at(b, -1.0))]
+
+
 def set_first(t: torch.Tensor, value: Any) -> torch.Tensor:
     t = t.clone()
     t.view(-1)[0] = value
@@ -333,6 +345,7 @@ KINDS: dict[str, list[M]] = {
         _m("wide", lambda b: torch.cat([b, b[:, :1]], 1), names=("model",)),
         _m("narrow", lambda b: b[:, :-1].clone(), names=("model",)),
         _m("nan", nan_at),
+        *_infs(),
         _m("requires_grad", lambda b: b.clone().requires_grad_(), "ok"),
         _m("noncontiguous", noncontiguous, "ok"),
     ],
@@ -345,6 +358,7 @@ KINDS: dict[str, list[M]] = {
         _m("bfloat16", lambda b: b.bfloat16(), "ok"),
         _m("float64", lambda b: b.double(), "ok"),
         _m("nan", nan_at),
+        *_infs(),
         _m("requires_grad", lambda b: b.clone().requires_grad_(), "ok"),
         _m("noncontiguous", noncontiguous, "ok"),
     ],
@@ -368,6 +382,7 @@ KINDS: dict[str, list[M]] = {
         _m("wide", lambda b: torch.cat([b, b[:, :1]], 1)),
         _m("1d", lambda b: b[:, 0].clone()),
         _m("nan", nan_at),
+        *_infs(),
         _m("negative", lambda b: b - 0.5),
         _m("float64", lambda b: b.double(), "ok"),
     ],
@@ -377,6 +392,7 @@ KINDS: dict[str, list[M]] = {
         _m("1d", lambda b: b[:, 0].clone()),
         _m("3d", lambda b: b[:, None].clone()),
         _m("nan", nan_at),
+        *_infs(),
         _m("narrow", lambda b: b[:, :-1].clone(), names=("y", "y2", "labels")),
         _m("float64", lambda b: b.double(), "ok"),
         _m("float16", lambda b: b.half(), "ok"),
@@ -388,6 +404,7 @@ KINDS: dict[str, list[M]] = {
         _m("1d", lambda b: b[:, 0].clone()),
         _m("3d", lambda b: b[:, None].clone()),
         _m("nan", nan_at),
+        *_infs(),
         _m("logits", lambda b: b.log() * 3),
         _m("float64", lambda b: b.double(), "ok"),
     ],
@@ -593,6 +610,12 @@ VALUES = (
 )
 
 
+# Fractions held out that leave a class without a test (or a training) example of n = 16.
+TEST_SIZES = (
+    _seq("tiny", lambda: 0.01), _seq("huge", lambda: 0.99), _seq("smallest", lambda: 2 / 16, "ok"),
+    _seq("largest", lambda: 14 / 16, "ok"),
+)
+
 # ----------------------------------------------------------------------------------------------
 # The table: every public function, a valid baseline call and the kinds of its arguments.
 
@@ -693,15 +716,35 @@ def _mixed_loss_args(method: str) -> dict[str, A]:
 _REG = {"names": ("pred",)}
 
 
-def _flatness_args(center: bool = True, lone: str = "ok") -> dict[str, A]:
-    """h and labels; ``lone`` is the expectation for a class with a single example (label C)."""
+def _flatness_args(center: bool = True, lone: str = "ok", num_classes: bool = False) -> dict[str, A]:
+    """h and labels; ``lone`` is the expectation for a class with a single example (label C).
+
+    With ``num_classes`` the baseline passes ``num_classes=C``, so label C is out of range: an error.
+    Half precision is valid: measured in a wider dtype, returned in h's.
+    """
     args = {
-        "h": A("t", h_, skip=("float16", "bfloat16")),
-        "labels": _labels(hlabels_, ok=("C",) if lone == "ok" else ()),
+        "h": A("t", h_),
+        "labels": _labels(hlabels_, ok=("C",) if lone == "ok" and not num_classes else ()),
     }
     if center:
         args["center"] = A("flag", lambda: False)
+    if num_classes:
+        args["num_classes"] = A("pos_int", lambda: C, null=True, extra=(
+            _seq("too_small", lambda: C - 1, names=("labels",)),))
     return args
+
+
+def _without_num_classes_lone_class(kw: dict) -> dict:
+    """Without num_classes a label C is just one more class (with one example): valid."""
+    return {**kw, "num_classes": None, "labels": set_first(kw["labels"], C)}
+
+
+def _no_rows(kw: dict) -> dict:
+    return {**kw, "h": kw["h"][:0], "labels": kw["labels"][:0]}
+
+
+_EMPTY_ROWS = (("all_empty", _no_rows, "error"),)
+_LONE = (("lone_class_without_num_classes", _without_num_classes_lone_class, "ok"), *_EMPTY_ROWS)
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -754,6 +797,60 @@ def _one_hot_by_hand(value: Any, kw: dict) -> bool:
 _COMPARE_METHODS = {"ERM": {"method": "erm"}, "mix": {"method": "input", "alpha": 1.0}}
 
 
+def _unknown_epoch(kw: dict) -> dict:
+    """A misspelt keyword (epoch for epochs), passed on through ``**kwargs``."""
+    return {**kw, "epoch": 1}
+
+
+_MISSPELT = (("unknown_argument_epoch", _unknown_epoch, "error"),)
+
+
+def _chord_cases() -> tuple:
+    """One pair given as 1-D tensors (a model that wants (B, D) cannot take it); a model of scalars can."""
+    def one_pair(kw: dict) -> dict:
+        return {**kw, "x": kw["x"][0], "x2": kw["x2"][0]}
+
+    def scalar_inputs(kw: dict) -> dict:
+        return {**kw, "model": lambda t: torch.stack([t, -t], 1), "x": kw["x"][:, 0], "x2": kw["x2"][:, 0]}
+
+    def no_pairs(kw: dict) -> dict:
+        return {**kw, "x": kw["x"][:0], "x2": kw["x2"][:0]}
+
+    return (("one_pair_1d", one_pair, "error"), ("scalar_inputs_1d", scalar_inputs, "ok"),
+            ("all_empty", no_pairs, "error"))
+
+
+def ax_() -> Any:
+    import matplotlib.pyplot as plt
+
+    return plt.figure().add_subplot()
+
+
+def _call_plot(fn: Callable, kw: dict) -> Any:
+    import matplotlib.pyplot as plt
+
+    try:
+        return fn(**kw)
+    finally:
+        plt.close("all")
+
+
+def _ax() -> A:
+    return A("custom", ax_, extra=(_seq("str", lambda: "ax"), _seq("None", lambda: None)))
+
+
+def _spectra() -> dict:
+    return {"ERM": torch.tensor([3.0, 2.0, 1.0]), "mix": [2.0, 1.0]}
+
+
+def _points2_() -> torch.Tensor:
+    return torch.randn(B, 2, generator=_g(8))
+
+
+def _labels2_() -> torch.Tensor:
+    return torch.tensor([0, 1] * (B // 2))
+
+
 SPECS: list[F] = [
     # mixing
     F("mixing.sample_lambda", {
@@ -785,7 +882,11 @@ SPECS: list[F] = [
     }, check=_one_hot_by_hand),
     F("mixing.soft_cross_entropy", {
         "logits": A("logits", logits_, names=("target",)),
-        "target": A("target", target_, names=("logits",)),
+        "target": A("target", target_, names=("logits",), extra=(
+            _seq("rows_sum_2", lambda: torch.tensor([[1.0, 1.0, 0.0]] * B)),
+            _seq("rows_sum_3", lambda: torch.ones(B, C)),
+            _seq("one_row_sums_2", lambda: torch.cat([torch.tensor([[1.0, 1.0, 0.0]]), target_()[1:]])),
+        )),
         "reduction": A("choice", lambda: "mean", extra=(_seq("none", lambda: "none", "ok"),)),
     }, check=_soft_ce_by_hand),
     F("mixing.bce_on_softmax", {
@@ -812,6 +913,7 @@ SPECS: list[F] = [
                                                     "y2": torch.randn(1)}, "ok"),
         ("B1_pred_B_targets", lambda kw: {**kw, "pred": torch.randn(B, 1), "y": reg_(), "y2": reg_()}, "ok"),
         ("B_pred_B_targets", lambda kw: {**kw, "pred": torch.randn(B), "y": reg_(), "y2": reg_()}, "ok"),
+        ("all_empty", lambda kw: {**kw, "pred": kw["pred"][:0], "y": kw["y"][:0], "y2": kw["y2"][:0]}, "error"),
     )),
     # manifold
     F("manifold.StagedNet", {
@@ -882,11 +984,11 @@ SPECS: list[F] = [
         "head_fn": A("model", lambda: nn.Linear(5, 1), names=("head",), extra=(
             _seq("two_outputs", lambda: nn.Linear(5, 2)), _seq("wrong_width", lambda: nn.Linear(6, 1)),
         )),
-        "x": A("x", x_, names=("x2", "features"), only_labels=("float64", "wide", "nan", "mismatch")),
-        "x2": A("x", x2_, names=("x", "features"), only_labels=("float64", "wide", "nan", "mismatch")),
-        "y": A("t", reg_, names=("y2",), ok=("float64",), only_labels=("int64", "nan", "mismatch", "None")),
+        "x": A("x", x_, names=("x2", "features"), only_labels=("float64", "wide", "nan", "inf", "mismatch")),
+        "x2": A("x", x2_, names=("x", "features"), only_labels=("float64", "wide", "nan", "inf", "mismatch")),
+        "y": A("t", reg_, names=("y2",), ok=("float64",), only_labels=("int64", "nan", "inf", "mismatch", "None")),
         "y2": A("t", lambda: reg_().flip(0), names=("y",), ok=("float64",),
-                only_labels=("int64", "nan", "mismatch", "None")),
+                only_labels=("int64", "nan", "inf", "mismatch", "None")),
         "lam": _lam(),
     }),
     F("gradients.mixing_constant", {"alpha": A("pos_float", lambda: 1.0)}),
@@ -903,19 +1005,19 @@ SPECS: list[F] = [
         "batch_size": A("pos_int", lambda: None, null=True, extra=(_seq("too_big", lambda: B + 1),)),
     }),
     # flatness
-    F("flatness.class_singular_values", _flatness_args()),
-    F("flatness.flattening_summary", _flatness_args()),
+    F("flatness.class_singular_values", _flatness_args(num_classes=True), cases=_LONE),
+    F("flatness.flattening_summary", _flatness_args(num_classes=True), cases=_LONE),
     F("flatness.class_dimension", {
         **_flatness_args(center=False, lone="error"),
         "measure": A("choice", lambda: "participation_ratio"),
         "reduction": A("choice", lambda: "mean", extra=(_seq("none", lambda: "none", "ok"),)),
-    }),
+    }, cases=_EMPTY_ROWS),
     F("flatness.chord_outputs", {
         "model": A("model", model_, ok=("function",)),
         "x": A("x", x_, names=("x2",), ok=("float16", "bfloat16")),  # promoted to x2's dtype
         "x2": A("x", x2_, names=("x",), ok=("float16", "bfloat16")),
         "n_points": A("pos_int", lambda: 5, extra=(_seq("one", lambda: 1),)),
-    }),
+    }, cases=_chord_cases()),
     F("flatness.chord_nonlinearity", {
         "model": A("model", model_, ok=("function",)),
         "x": A("x", x_, names=("x2",), ok=("float16", "bfloat16")),  # promoted to x2's dtype
@@ -926,7 +1028,7 @@ SPECS: list[F] = [
             _seq("callable", lambda: torch.tanh, "ok"),
         )),
         "reduction": A("choice", lambda: "mean"),
-    }),
+    }, cases=_chord_cases()),
     # metrics
     F("metrics.logits", {"model": A("model", model_), "x": A("x", x_, pair=False, ok=("empty",))}),
     F("metrics.probabilities", {"model": A("model", model_), "x": A("x", x_, pair=False, ok=("empty",))}),
@@ -969,7 +1071,7 @@ SPECS: list[F] = [
     F("data.two_moons", {
         "n": A("pos_int", lambda: 16, extra=(_seq("too_small", lambda: 4),)),
         "noise": A("nonneg_float", lambda: 0.1),
-        "test_size": A("fraction", lambda: 0.5),
+        "test_size": A("fraction", lambda: 0.5, extra=TEST_SIZES),
         "seed": A("seed", lambda: 0, err=("2**32",)),
     }),
     F("data.spirals", {
@@ -977,17 +1079,19 @@ SPECS: list[F] = [
         "turns": A("pos_float", lambda: 1.5),
         "noise": A("nonneg_float", lambda: 0.05),
         "num_classes": A("pos_int", lambda: 2, extra=(_seq("one", lambda: 1),)),
-        "test_size": A("fraction", lambda: 0.5),
+        "test_size": A("fraction", lambda: 0.5, extra=TEST_SIZES),
         "seed": A("seed", lambda: 0, err=("2**32",)),
     }),
     F("data.regression_1d", {
         "n": A("pos_int", lambda: 16),
         "noise": A("nonneg_float", lambda: 0.1),
-        "test_size": A("fraction", lambda: 0.5),
+        "test_size": A("fraction", lambda: 0.5, extra=(  # one test example is enough without classes
+            _seq("tiny", lambda: 0.01, "ok"), _seq("huge", lambda: 0.99), _seq("largest", lambda: 15 / 16, "ok"))),
         "seed": A("seed", lambda: 0, err=("2**32",)),
     }),
     F("data.digits", {  # loading the images takes ~0.1 s: a few mutations only
-        "test_size": A("fraction", lambda: 0.3, only_labels=("zero", "one", "nan", "str", "np_float32")),
+        "test_size": A("fraction", lambda: 0.3, only_labels=("zero", "one", "nan", "str", "np_float32"), extra=(
+            _seq("tiny", lambda: 0.001), _seq("huge", lambda: 0.999))),
         "seed": A("seed", lambda: 0, err=("2**32",), only_labels=("minus1", "2**32", "2**64", "np_int64", "str")),
         "per_class": A("pos_int", lambda: None, null=True, extra=(_seq("too_many", lambda: 1000),)),
     }),
@@ -1006,15 +1110,20 @@ SPECS: list[F] = [
         "fraction": A("fraction0", lambda: 0.25),
         "seed": A("seed", lambda: 0, err=("2**32",)),
     }),
+    # batches only reorders: it reads no values (no scan for NaN or for labels out of range), but
+    # the features must be floating point and the targets int64 class labels (B,) or float
+    # regression targets (B,) (the two kinds of Split.y_train).
     F("data.batches", {
-        "x": A("t", x_, names=("y",), ok=("int64", "bool", "complex", "nan", "float16", "bfloat16"), skip=("meta",)),
-        "y": A("t", y_, names=("x",), ok=("int64", "bool", "complex", "nan", "float16", "bfloat16"),
-               skip=("meta", "requires_grad")),
+        "x": A("t", x_, names=("y",), ok=("nan", "inf", "minus_inf"), skip=("meta",)),
+        "y": _labels(names=("x",), ok=("float", "minus1", "C", "minus100"), skip=("meta",), extra=(
+            _seq("regression", reg_, "ok"), _seq("regression_B1", lambda: reg_()[:, None], "ok"),
+            _seq("soft_targets", target_), _seq("complex", lambda: y_().to(torch.complex64)),
+        )),
         "batch_size": A("pos_int", lambda: 4),
         "generator": A("generator", lambda: _g(0)),
     }, call=_call_list),
     # train
-    F("train.fit", _fit_args("erm"), label="train.fit[erm]", guard="model",
+    F("train.fit", _fit_args("erm"), label="train.fit[erm]", guard="model", cases=_MISSPELT,
       only=tuple(a for a in _fit_args("erm") if a != "alpha")),  # alpha is documented as ignored for ERM
     F("train.fit", _fit_args("input"), label="train.fit[input]", guard="model",
       only=("x", "y", "alpha", "loss", "label_smoothing", "layers", "block_grad", "seed", "x_test", "y_test")),
@@ -1052,7 +1161,7 @@ SPECS: list[F] = [
         "progress": A("flag", lambda: False, null=True, via="train.fit"),
         "x_test": A("x", x2_, names=("y_test",), via="train.fit"),
         "y_test": _labels(y2_, names=("x_test",), via="train.fit"),
-    }, guard="models"),
+    }, guard="models", cases=_MISSPELT),
     # experiments
     F("stats.summarize", {"values": A("custom", lambda: [0.5, 0.6, 0.7], extra=VALUES + (
         _seq("one_value", lambda: [0.5], "ok"),))}),
@@ -1095,7 +1204,7 @@ SPECS: list[F] = [
         "vectorize": A("flag", lambda: True),
         "epochs": A("pos_int", lambda: 1, via="train.fit", skip=("np_int64",)),
         "batch_size": A("pos_int", lambda: 4, via="train.fit", skip=("np_int64",)),
-    }),
+    }, cases=_MISSPELT),
     F("experiments.Comparison.paired", {
         "self": A("custom", comparison_),
         "baseline": A("choice", lambda: "ERM"),
@@ -1161,12 +1270,14 @@ SPECS: list[F] = [
     # expansion_limits and the subspace measurements of flatness
     F("expansion_limits.commuting_gap", {
         "head": A("model", lambda: nn.Linear(5, C), ok=("function",)),
-        "u": A("t", lambda: torch.randn(B, 5), names=("v",), skip=("float16", "bfloat16", "float64")),
-        "v": A("t", lambda: torch.randn(B, 5), names=("u",), skip=("float16", "bfloat16", "float64")),
+        "u": A("t", lambda: torch.randn(B, 5), names=("v",), err=("float16", "bfloat16", "float64")),
+        "v": A("t", lambda: torch.randn(B, 5), names=("u",), err=("float16", "bfloat16", "float64")),
         "lam": _lam(),
     }),
-    F("flatness.directions_for_energy", {**_flatness_args(center=False), "energy": A("fraction", lambda: 0.9)}),
-    F("flatness.class_subspaces", {**_flatness_args(center=False), "energy": A("fraction", lambda: 0.99)}),
+    F("flatness.directions_for_energy", {**_flatness_args(center=False, num_classes=True),
+                                         "energy": A("fraction", lambda: 0.9)}, cases=_LONE),
+    F("flatness.class_subspaces", {**_flatness_args(center=False, num_classes=True),
+                                   "energy": A("fraction", lambda: 0.99)}, cases=_LONE),
     F("flatness.share_outside", {
         "points": A("t", lambda: torch.randn(B, 5), pair=False, skip=("float16", "bfloat16"), ok=("empty",)),
         "mean": A("t", lambda: torch.zeros(5), pair=False, skip=("float16", "bfloat16")),
@@ -1181,6 +1292,35 @@ SPECS: list[F] = [
             _seq("wrong_shape", lambda: torch.ones(B, 7, dtype=torch.bool)), _seq("str", lambda: "all"),
         )),
     }),
+    # plot: tensors in, as everywhere else (a list or an array is refused, not converted); what is
+    # drawn only may be any floating dtype, what goes through the model must have its dtype
+    F("plot.decision_boundary", {
+        "ax": _ax(),
+        "model": A("model", _two_d_model),
+        "x": A("x", _points2_, names=("y",), skip=("requires_grad",), ok=("float16", "bfloat16", "float64")),
+        "y": _labels(_labels2_, names=("x",), extra=(_seq("three_classes", lambda: y_(), names=("model",)),)),
+        "resolution": A("pos_int", lambda: 10),
+        "margin": A("nonneg_float", lambda: 0.5),
+        "colorbar": A("flag", lambda: True),
+    }, call=_call_plot),
+    F("plot.representation_scatter", {
+        "ax": _ax(),
+        "h": A("t", _points2_, names=("y",), extra=(_seq("three_columns", lambda: torch.randn(B, 3)),)),
+        "y": _labels(_labels2_, names=("h",), ok=("C",)),
+    }, call=_call_plot),
+    F("plot.singular_value_spectra", {
+        "ax": _ax(),
+        "spectra": A("custom", _spectra, extra=(
+            _seq("list", lambda: list(_spectra().values())), _seq("tensor", lambda: torch.tensor([3.0, 2.0])),
+            _seq("str", lambda: "ERM"), _seq("None", lambda: None), _seq("empty", lambda: {}),
+            _seq("values_nan", lambda: {"ERM": [1.0, math.nan]}), _seq("values_str", lambda: {"ERM": "abc"}),
+            _seq("values_2d", lambda: {"ERM": torch.ones(2, 2)}), _seq("values_empty", lambda: {"ERM": []}),
+            _seq("values_float16", lambda: {"ERM": torch.tensor([3.0, 2.0]).half()}, "ok"),
+            _seq("values_bfloat16", lambda: {"ERM": torch.tensor([3.0, 2.0]).bfloat16()}, "ok"),
+            _seq("values_numpy", lambda: {"ERM": np.array([3.0, 2.0])}, "ok"),
+        )),
+        "top": A("pos_int", lambda: 20),
+    }, call=_call_plot),
 ]
 
 

@@ -95,3 +95,27 @@ def test_batches_cover_every_example_once_in_a_seeded_order():
     assert all(torch.equal(a, b) for a, b in zip(seen, again, strict=True))
     with pytest.raises(ValueError, match="batch_size"):
         next(batches(x, y, 0))
+
+
+def test_batches_take_float_features_and_labels_or_regression_targets():
+    x = torch.arange(12.0).reshape(6, 2)
+    for y in (torch.arange(6), torch.randn(6), torch.randn(6, 1)):
+        assert sum(len(yb) for _, yb in batches(x, y, 4)) == 6
+    with pytest.raises(TypeError, match=r"x must be a floating-point tensor, got dtype torch.int64"):
+        next(batches(x.long(), torch.arange(6), 4))
+    with pytest.raises(ValueError, match=r"y has shape \(6, 3\): float targets mean regression"):
+        next(batches(x, torch.eye(3)[torch.arange(6) % 3], 4))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: mixlib.two_moons(n=16, test_size=0.01), r"test_size=0.01 holds out 1 of the 16 examples"),
+        (lambda: mixlib.spirals(n=16, test_size=0.99), r"test_size=0.99 leaves 0 of the 16 examples for training"),
+        (lambda: mixlib.regression_1d(n=16, test_size=0.99), r"leaves 0 of the 16 examples for training"),
+    ],
+)
+def test_a_test_size_that_leaves_a_side_without_examples_gets_mixlibs_message(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+    assert len(mixlib.regression_1d(n=16, test_size=0.01).y_test) == 1  # one test example is a valid split

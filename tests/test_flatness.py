@@ -495,3 +495,15 @@ def test_head_split_and_sensitivity_name_their_bad_arguments():
         sensitivity_ratio(nn.Identity(), x[:1], x[:1])
     with pytest.raises(ValueError, match="same point"):
         sensitivity_ratio(lambda t: torch.zeros(len(t), 2), x, x + 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_measured_in_float32_and_returned_in_its_own_dtype(dtype):
+    """torch has no SVD for half precision: the singular values of the same (rounded) numbers in float32."""
+    h, labels = torch.randn(12, 5).to(dtype), torch.tensor([0, 1, 2] * 4)
+    for center in (False, True):
+        half = class_singular_values(h, labels, center=center)
+        wide = class_singular_values(h.float(), labels, center=center)
+        for c in wide:
+            assert half[c].dtype == dtype
+            assert torch.equal(half[c], wide[c].to(dtype))

@@ -56,6 +56,7 @@ from .values import (
     check_seeds,
     check_size,
     check_target_like,
+    check_targets,
     check_tensor,
 )
 
@@ -104,6 +105,7 @@ __all__ = [
     "check_size",
     "check_subspace",
     "check_target_like",
+    "check_targets",
     "check_tensor",
     "check_widths",
     "model_error",

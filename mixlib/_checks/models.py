@@ -93,24 +93,30 @@ def check_callable(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a callable network (an nn.Module), got {type(value).__name__}")
 
 
-def check_model_input(name: str, x: torch.Tensor, model: torch.nn.Module) -> None:
+def check_model_input(name: str, x: torch.Tensor, model: torch.nn.Module, model_name: str = "model") -> None:
     """Raise if the floating-point dtype of ``x`` differs from that of ``model``'s parameters.
 
-    A float64 batch against a float32 model fails deep inside the first layer; saying which
-    argument to convert is more use.
+    A float64 (or float16) batch against a float32 model fails deep inside the first layer; saying
+    which argument to convert is more use. ``model_name`` is what the message calls the model.
     """
     for p in model.parameters():
         if p.is_floating_point():
             if x.dtype != p.dtype:
-                raise TypeError(f"{name} has dtype {x.dtype} but the model's parameters are {p.dtype}; "
+                raise TypeError(f"{name} has dtype {x.dtype} but the {model_name}'s parameters are {p.dtype}; "
                                 f"convert it with {name}.to({p.dtype})")
             return
 
 
-def model_error(name: str, x: torch.Tensor, problem: RuntimeError) -> ValueError:
-    """A ``ValueError`` naming ``x`` for a model that could not be applied to it."""
+def model_error(name: str, x: torch.Tensor, problem: Exception, detail: str = "") -> ValueError:
+    """A ``ValueError`` naming ``x`` for a model that could not be applied to it.
+
+    ``detail`` (say, the shape that was expected) goes between the shape and the model's own message.
+    """
     first = str(problem).strip().splitlines()[0] if str(problem).strip() else type(problem).__name__
-    return ValueError(f"the model cannot be applied to {name} of shape {tuple(x.shape)}: {first}")
+    inner = "the model cannot be applied to "
+    if first.startswith(inner) and ": " in first:  # a model that checks its input (StagedNet) said it already
+        first = first.split(": ", 1)[1]
+    return ValueError(f"the model cannot be applied to {name} of shape {tuple(x.shape)}{detail}: {first}")
 
 
 def check_blocks(blocks: object) -> list[nn.Module]:

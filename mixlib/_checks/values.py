@@ -298,9 +298,35 @@ def check_labels(name: str, labels: object, num_classes: int | None = None) -> t
     if labels.numel() > 0:
         low, high = (int(v) for v in torch.aminmax(labels))
         if low < 0 or (num_classes is not None and high >= num_classes):
-            upper = "" if num_classes is None else f", {num_classes - 1}"
-            raise ValueError(f"{name} must be class indices in [0{upper}], got values from {low} to {high}")
+            allowed = ">= 0" if num_classes is None else f"in [0, {num_classes - 1}]"
+            raise ValueError(f"{name} must be class indices {allowed}, got values from {low} to {high}")
     return labels.long()
+
+
+def check_targets(name: str, y: object) -> torch.Tensor:
+    """Targets of a data set, one per example: integer class labels ``(B,)`` or float regression targets.
+
+    Float targets may be shaped ``(B,)`` or ``(B, 1)``. Constant time: the values are not read (no
+    scan for NaN or for labels out of range), so it suits a check made once per epoch.
+    """
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of targets, got {type(y).__name__}")
+    check_not_meta(name, y)
+    if y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"{name} must hold integer class labels (int64) or float regression targets, got {y.dtype}")
+    if y.dim() == 0:
+        raise ValueError(f"{name} must have a first dimension indexing the examples, got a 0-d tensor")
+    batch = y.shape[0]
+    if y.is_floating_point():
+        if y.dim() > 2 or (y.dim() == 2 and y.shape[1] != 1):
+            raise ValueError(
+                f"{name} has shape {tuple(y.shape)}: float targets mean regression, one per example, shape "
+                f"({batch},); for classification pass integer class labels (int64) of shape ({batch},), not "
+                "one-hot or soft rows"
+            )
+    elif y.dim() != 1:
+        raise ValueError(f"{name} must hold one class label per example, shape ({batch},), got {tuple(y.shape)}")
+    return y
 
 
 def check_num_classes(num_classes: object) -> int | None:
