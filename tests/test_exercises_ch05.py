@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
-from exercise_helpers import assert_rejected, specific_hints
+from exercise_helpers import assert_rejected, assert_shortcut, specific_hints
 
 from mixlib.exercises import ch05
+from mixlib.manifold import StagedNet
+from mixlib.recipe import Draw, make_recipe, recipe_loss
 
 # Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
 _specific = pytest.fixture(autouse=True)(specific_hints)
@@ -412,3 +415,65 @@ def test_mixup_losses_checker_rejects_more_wrong_answers(answer, hint):
 
 def test_mixup_losses_accepts_a_tensor_of_two_losses():
     assert ch05.check_mixup_losses(losses_as_tensor_pair)
+
+
+# --- library shortcuts for exercise 3 (those of exercises 1 and 2 are in test_exercises_guidance.py) ---
+
+
+def losses_with_forward_mixed(features, head, x, y, lam, perm):
+    """The chapter's own route: a StagedNet mixing at layer 0 (input) or 1 (features)."""
+    net = StagedNet([features], head)
+    target = lam * y + (1 - lam) * y[perm]
+    with torch.no_grad():
+        return tuple(float(0.5 * ((target - net.forward_mixed(x, layer, lam, perm)[:, 0]) ** 2).mean())
+                     for layer in (0, 1))
+
+
+def losses_with_recipe_loss(features, head, x, y, lam, perm):
+    net = StagedNet([features], head)
+    losses = []
+    for method, layer in (("input", 0), ("manifold", 1)):
+        recipe = make_recipe(net, method=method, loss="mse")
+        with torch.no_grad():
+            losses.append(float(recipe_loss(net, x, y, recipe, Draw(lam, perm, layer))))
+    return tuple(losses)
+
+
+@pytest.mark.parametrize(("answer", "name"), [
+    (losses_with_forward_mixed, "mixlib.manifold.StagedNet.forward_mixed"),
+    (losses_with_recipe_loss, "mixlib.recipe.recipe_loss"),
+])
+def test_mixup_losses_names_a_library_shortcut(answer, name):
+    assert_shortcut(ch05.check_mixup_losses, answer, name)
+
+
+def test_mixup_losses_by_hand_around_a_staged_net_passes():
+    """Wrapping the modules is fine; only the library's mixing is the shortcut."""
+    def by_hand(features, head, x, y, lam, perm):
+        net = StagedNet([features], head)
+        target = lam * y + (1 - lam) * y[perm]
+        with torch.no_grad():
+            pred_in = net(lam * x + (1 - lam) * x[perm])[:, 0]
+            h = net.features(x)
+            pred_mm = net.forward_from(lam * h + (1 - lam) * h[perm], 1)[:, 0]
+        return float(0.5 * ((target - pred_in) ** 2).mean()), float(0.5 * ((target - pred_mm) ** 2).mean())
+
+    assert ch05.check_mixup_losses(by_hand)
+
+
+def losses_converted_in_place(features, head, x, y, lam, perm):
+    """Right values, but the caller's modules are left in float64 (.double() converts a module itself)."""
+    features.double()
+    head.double()
+    return mixup_losses(features, head, x.double(), y.double(), lam, perm)
+
+
+def losses_x_converted_in_place(features, head, x, y, lam, perm):
+    x.data = x.data.double()  # the same values, another dtype, in the caller's tensor
+    return mixup_losses(copy.deepcopy(features).double(), copy.deepcopy(head).double(), x, y.double(), lam, perm)
+
+
+@pytest.mark.parametrize(("answer", "name"), [(losses_converted_in_place, "features"),
+                                              (losses_x_converted_in_place, "x")])
+def test_mixup_losses_rejects_a_dtype_changed_in_place(answer, name):
+    assert_rejected(ch05.check_mixup_losses, answer, f"converted `{name}` to another dtype in place")

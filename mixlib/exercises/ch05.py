@@ -62,7 +62,7 @@ def _mixed_ce_inputs() -> list[tuple[torch.Tensor, torch.Tensor, int, int, float
         z = 3 * torch.randn(k, generator=g, dtype=torch.float64)
         z2 = 3 * torch.randn(k, generator=g, dtype=torch.float64)
         cases.append((z, z2, a, b, lam))
-    # the chapter's chord: logits s e_0 and s e_1 (symmetric, so it comes after the cases above)
+    # the chapter's chord: logits (s, 0) and (0, s) (symmetric, so it comes after the cases above)
     e0, e1 = _one_hot(0, 2), _one_hot(1, 2)
     return cases + [(4.0 * e0, 4.0 * e1, 0, 1, 0.7), (32.0 * e0, 32.0 * e1, 0, 1, 0.7)]
 
@@ -77,7 +77,7 @@ def check_mixed_logit_ce(mixed_logit_ce: Callable) -> Feedback:
     """Check ``mixed_logit_ce(logits, logits2, label, label2, lam) -> float``.
 
     The expected answer is the cross-entropy of the mixed logits ``lam * logits + (1 - lam) * logits2``
-    (1-D tensors of length K) against the soft target with weight ``lam`` on ``label`` and
+    (1-D tensors of length C) against the soft target with weight ``lam`` on ``label`` and
     ``1 - lam`` on ``label2``.
     """
     cases = [(z, z2, a, b, lam, _mixed_ce_cases(z, z2, a, b, lam))
@@ -135,8 +135,8 @@ def _best_scale(lam: float) -> float:
 def check_best_scale(best_scale: Callable) -> Feedback:
     """Check ``best_scale(lam) -> float``: the minimiser ``s* = logit(lam) / (2 lam - 1)``.
 
-    For two classes the chord cross-entropy depends on the margin ``m = (2 lam - 1) s``, is
-    minimised where ``sigmoid(m) = lam``, hence ``s* = log(lam / (1 - lam)) / (2 lam - 1) > 0``.
+    For two classes the chord cross-entropy depends on the margin ``dz = (2 lam - 1) s``, is
+    minimised where ``sigmoid(dz) = lam``, hence ``s* = log(lam / (1 - lam)) / (2 lam - 1) > 0``.
     """
     for lam in (0.7, 0.9, 0.6, 0.3, 0.05):
         value, problem = call(best_scale, lam)
@@ -151,15 +151,15 @@ def check_best_scale(best_scale: Callable) -> Feedback:
                 staged("sign error: your scale has the wrong sign (the best scale is positive on both sides of "
                        "lam = 1/2).", "The best margin is log(lam / (1 - lam)) (not log((1 - lam) / lam)), and the "
                        "margin is (2 lam - 1) s, so divide by (2 lam - 1), not by (1 - 2 lam)."): -right,
-                staged("the log is missing: solving sigmoid(m) = lam for m takes a log.",
-                       "m = log(lam / (1 - lam)).",): (lam / (1 - lam)) / (2 * lam - 1),
+                staged("the log is missing: solving sigmoid(dz) = lam for dz takes a log.",
+                       "dz = log(lam / (1 - lam)).",): (lam / (1 - lam)) / (2 * lam - 1),
                 "the denominator is (2 lam - 1), the coefficient of s in the margin, not lam.": logit / lam,
                 "use the natural logarithm (math.log or torch.log), not log10: sigmoid is built on e.":
                     math.log10(lam / (1 - lam)) / (2 * lam - 1),
                 staged("you returned the odds lam / (1 - lam); the best margin is their LOG, and the scale is not "
                        "the margin itself.", "The scale is that margin divided by (2 lam - 1)."): lam / (1 - lam),
                 "the log is of the odds lam / (1 - lam), not of lam alone.": math.log(lam) / (2 * lam - 1),
-                "the margin of the two logits s e_0 and s e_1 at the mixed point is (2 lam - 1) s, not "
+                "the margin of the two logits (s, 0) and (0, s) at the mixed point is (2 lam - 1) s, not "
                 "(1 - lam) s or lam s; divide the best margin by (2 lam - 1).": logit / (1 - lam),
             }
             if lam < 0.5:  # an absolute value on the denominator only shows for lam < 1/2
@@ -169,7 +169,7 @@ def check_best_scale(best_scale: Callable) -> Feedback:
             problem = diagnose(value, right, wrong, rtol=1e-3, fallback=staged(
                 "it matches none of the usual mistakes. For two classes the loss depends on s only through the "
                 "margin between the two logits: find the best margin, then turn it into a scale.",
-                "The margin is m = (2 lam - 1) s; find the m where sigmoid(m) = lam, then divide by (2 lam - 1)."))
+                "The margin is dz = (2 lam - 1) s; find the dz where sigmoid(dz) = lam, then divide by (2 lam - 1)."))
             if problem is None and value <= 0:
                 problem = hint("a scale must be positive.")
             if problem is not None:
@@ -241,7 +241,9 @@ def _two_loss_cases(features, head, x, y, lam, perm) -> dict[str, float]:
          nudge="Look at where each loss does its mixing: input mixup mixes the inputs before the feature map, "
                "manifold mixup mixes the features between the feature map and the head; both score the "
                "prediction against the mixed target.",
-         shortcuts=(_two_loss_cases, "mixlib.recipe.recipe_loss"))
+         shortcuts=(_two_loss_cases, "mixlib.recipe.recipe_loss",
+                    ("mixlib.manifold.StagedNet.forward_mixed",
+                     "the prediction mixed at a chosen layer, the heart of this exercise")))
 def check_mixup_losses(mixup_losses: Callable) -> Feedback:
     """Check ``mixup_losses(features, head, x, y, lam, perm) -> (input_loss, manifold_loss)``.
 
@@ -255,6 +257,18 @@ def check_mixup_losses(mixup_losses: Callable) -> Feedback:
         cases.append((nonlinear, lam, features, head, x, y, perm, _two_loss_cases(features, head, x, y, lam, perm)))
     for nonlinear, lam, features, head, x, y, perm, ref in cases:
         result, problem = call(mixup_losses, features, head, x, y, lam, perm)
+        if problem is None:  # call() compares values in float64, so a dtype changed in place is checked here
+            from . import given_arguments
+
+            for name, before, after in zip(("features", "head", "x", "y"), (features, head, x, y),
+                                           given_arguments(), strict=False):
+                dtypes = [[t.dtype for t in m.state_dict().values()] if isinstance(m, nn.Module) else [m.dtype]
+                          for m in (before, after)]
+                if dtypes[0] != dtypes[1]:
+                    problem = form_hint(f"your function converted `{name}` to another dtype in place (.double() "
+                                        f"or .to(torch.float64) changes a module itself, not a copy). The caller "
+                                        f"still needs `{name}` as it was: use it as given, or convert a copy.")
+                    break
         if problem is None and isinstance(result, (torch.Tensor, np.ndarray)) and tuple(result.shape) == (2,):
             result = list(result)
         if problem is None and (not isinstance(result, (tuple, list)) or len(result) != 2):
