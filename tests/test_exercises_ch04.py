@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -31,23 +33,44 @@ def c_of(alpha):
     return alpha / (2 * (2 * alpha + 1))
 
 
-def expected_loss(residuals, alpha):
-    c = c_of(alpha)
-    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * residuals.mean() ** 2)
+def expected_loss_others(residuals, alpha):
+    n, c = len(residuals), c_of(alpha)
+    mean_sq, mean = residuals.pow(2).mean(), residuals.mean()
+    cross = (n * mean**2 - mean_sq) / (n - 1)  # e_i times the mean of the OTHER residuals, averaged
+    return float((1 - 2 * c) * mean_sq / 2 + c * cross)
 
 
 def test_reference_solutions_pass():
     assert ch04.check_terms_from_gradients(terms_from_gradients)
     assert ch04.check_mixing_constant(c_of)
-    assert ch04.check_expected_loss(expected_loss)
+    assert ch04.check_expected_loss_others(expected_loss_others)
     assert ch04.check_terms_from_gradients(terms_from_gradients, strict=True).passed
     assert ch04.check_mixing_constant(c_of, strict=True).passed
-    assert ch04.check_expected_loss(expected_loss, strict=True).passed
+    assert ch04.check_expected_loss_others(expected_loss_others, strict=True).passed
 
 
 def test_library_functions_are_shortcuts():
     assert_shortcut(ch04.check_mixing_constant, mixing_constant, "mixlib.gradients.mixing_constant")
-    assert_shortcut(ch04.check_expected_loss, expected_mmix_loss, "mixlib.gradients.expected_mmix_loss")
+    assert_shortcut(ch04.check_terms_from_gradients, lambda e, e2, g, g2, lam: ch04._terms(e, e2, g, g2, lam),
+                    "mixlib.exercises.ch04._terms")
+    assert_shortcut(ch04.check_expected_loss_others, lambda e, alpha: ch04._expected_others(e, alpha),
+                    "mixlib.exercises.ch04._expected_others")
+
+
+def test_library_building_blocks_are_not_shortcuts():
+    """Using the library's c, or the uniform-pairing loss as a starting point, is the learner's own work."""
+    def with_library_c(residuals, alpha):
+        n, c = len(residuals), mixing_constant(alpha)
+        mean_sq, mean = residuals.pow(2).mean(), residuals.mean()
+        return float((1 - 2 * c) * mean_sq / 2 + c * (n * mean**2 - mean_sq) / (n - 1))
+
+    def from_the_uniform_loss(residuals, alpha):
+        n = len(residuals)
+        variance = residuals.var(unbiased=False)
+        return expected_mmix_loss(residuals, alpha) - mixing_constant(alpha) * float(variance) / (n - 1)
+
+    assert ch04.check_expected_loss_others(with_library_c).passed
+    assert ch04.check_expected_loss_others(from_the_uniform_loss).passed
 
 
 def test_reference_terms_agree_with_gradient_terms_on_a_network():
@@ -210,63 +233,6 @@ def test_mixing_constant_checker_rejects_typical_mistakes_with_a_specific_hint(a
     assert_rejected(ch04.check_mixing_constant, answer, hint)
 
 
-# --- exercise 3: the expected loss ---------------------------------------------------------------
-
-
-def el_no_penalty(e, alpha):
-    return float((1 - 2 * c_of(alpha)) * e.pow(2).mean() / 2)
-
-
-def el_erm(e, alpha):
-    return float(e.pow(2).mean() / 2)
-
-
-def el_no_half(e, alpha):
-    return 2 * expected_loss(e, alpha)
-
-
-def el_half_on_penalty_only(e, alpha):
-    c = c_of(alpha)
-    return float((1 - 2 * c) * e.pow(2).mean() + c * e.mean() ** 2)
-
-
-def el_quarter(e, alpha):
-    return float(0.5 * e.pow(2).mean() / 2 + 0.25 * e.mean() ** 2)
-
-
-def el_unscaled_erm(e, alpha):
-    return float(e.pow(2).mean() / 2 + c_of(alpha) * e.mean() ** 2)
-
-
-def el_sum(e, alpha):
-    return len(e) * expected_loss(e, alpha)
-
-
-def el_monte_carlo(e, alpha):
-    rng = np.random.default_rng(0)
-    lam = torch.from_numpy(rng.beta(alpha, alpha, size=(4000, 1)))
-    perms = torch.stack([torch.from_numpy(rng.permutation(len(e))) for _ in range(4000)])
-    return float((0.5 * (lam * e + (1 - lam) * e[perms]) ** 2).mean())
-
-
-@pytest.mark.parametrize(
-    ("answer", "hint"),
-    [
-        (el_no_penalty, "left out the penalty"),
-        (el_erm, "do not average to mean\\(e\\^2\\)"),
-        (el_no_half, "forgot the factor 1/2"),
-        (el_half_on_penalty_only, "applies to the whole square"),
-        (el_quarter, "c = 1/4"),
-        (el_unscaled_erm, "ERM part is scaled"),
-        (el_sum, "not the sum"),
-        (el_monte_carlo, "Monte Carlo estimate"),
-        (lambda e, alpha: e, "single number"),
-    ],
-)
-def test_expected_loss_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
-    assert_rejected(ch04.check_expected_loss, answer, hint)
-
-
 # --- more wrong answers, each with the hint it must get ----------------------------------------------
 
 
@@ -351,9 +317,9 @@ def c_rounded(alpha):
 
 
 def c_torch_beta_sample(alpha):
-    g = torch.Generator().manual_seed(1)
-    a = torch._standard_gamma(torch.full((50_000,), float(alpha)), generator=g)
-    b = torch._standard_gamma(torch.full((50_000,), float(alpha)), generator=g)
+    gen = torch.Generator().manual_seed(1)
+    a = torch._standard_gamma(torch.full((50_000,), float(alpha)), generator=gen)
+    b = torch._standard_gamma(torch.full((50_000,), float(alpha)), generator=gen)
     lam = a / (a + b)
     return (lam * (1 - lam)).mean()
 
@@ -363,9 +329,9 @@ def c_torch_beta_sample(alpha):
     [
         (c_alpha_plus_one, "not alpha \\+ 1"),
         (c_numerator_one, "your numerator is 1"),
-        (c_denominator_alpha_plus_one, "the denominator has 2 alpha \\+ 1"),
+        (c_denominator_alpha_plus_one, "denominator has alpha \\+ 1"),
         (c_string, "should be a number, but you returned str"),
-        (c_rounded, "close to but not exactly"),
+        (c_rounded, "a rounded number"),
         (c_torch_beta_sample, "Monte Carlo estimate"),
     ],
 )
@@ -378,80 +344,7 @@ def test_mixing_constant_accepts_numpy_and_zero_d_tensors():
     assert ch04.check_mixing_constant(lambda a: torch.tensor(c_of(a), dtype=torch.float64))
 
 
-def el_penalty_not_squared(e, alpha):
-    c = c_of(alpha)
-    return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean())
-
-
-def el_variance_penalty(e, alpha):
-    c = c_of(alpha)
-    return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.var(unbiased=False))
-
-
-def el_minus_penalty(e, alpha):
-    c = c_of(alpha)
-    return float((1 - 2 * c) * e.pow(2).mean() / 2 - c * e.mean() ** 2)
-
-
-def el_two_c(e, alpha):
-    c = c_of(alpha)
-    return float((1 - 2 * c) * e.pow(2).mean() / 2 + 2 * c * e.mean() ** 2)
-
-
-def el_mutates(e, alpha):
-    value = expected_loss(e, alpha)
-    e.pow_(2)
-    return value
-
-
-def el_tensor_with_grad(e, alpha):
-    e = e.clone().requires_grad_(True)
-    c = c_of(alpha)
-    return (1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean() ** 2
-
-
-@pytest.mark.parametrize(
-    ("answer", "hint"),
-    [
-        (el_penalty_not_squared, "SQUARED mean residual"),
-        (el_variance_penalty, "not on the variance"),
-        (el_minus_penalty, "ADD c mean\\(e\\)\\^2"),
-        (el_two_c, "not 2c mean\\(e\\)\\^2"),
-        (el_mutates, "changed its argument `residuals` in place"),
-    ],
-)
-def test_expected_loss_checker_rejects_more_wrong_answers(answer, hint):
-    assert_rejected(ch04.check_expected_loss, answer, hint)
-
-
-def test_expected_loss_accepts_a_tensor_that_carries_gradients():
-    assert ch04.check_expected_loss(el_tensor_with_grad)
-
-
-# --- exact but wrong formulas are not Monte Carlo estimates; coincidences at one alpha ---------------
-
-
-def el_unbiased_variance(residuals, alpha):
-    c = c_of(alpha)
-    return float((1 - 2 * c) * (residuals.var() + residuals.mean() ** 2) / 2 + c * residuals.mean() ** 2)
-
-
-def el_no_self_pairs(residuals, alpha):
-    c, n = c_of(alpha), len(residuals)
-    cross = (residuals.sum() ** 2 - residuals.pow(2).sum()) / (n * (n - 1))
-    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * cross)
-
-
-@pytest.mark.parametrize(
-    ("answer", "hint"),
-    [
-        (el_unbiased_variance, "unbiased variance"),
-        (el_no_self_pairs, "with probability 1/n"),
-    ],
-)
-def test_expected_loss_names_exact_mistakes_instead_of_a_monte_carlo_estimate(answer, hint):
-    feedback = assert_rejected(ch04.check_expected_loss, answer, hint)
-    assert "Monte Carlo" not in feedback.message
+# --- coincidences at one alpha --------------------------------------------------------------------
 
 
 def c_zero_below_one(alpha):
@@ -467,3 +360,144 @@ def test_mixing_constant_names_a_mistake_only_when_it_fits_every_alpha():
     assert "+1" not in feedback.message
     assert_rejected(ch04.check_mixing_constant, c_dropped_plus_one, r"every alpha tried .*dropped the \+1")
     assert_rejected(ch04.check_mixing_constant, lambda alpha: alpha / (2 * 2 * alpha + 1), r"4 alpha \+ 1")
+
+
+# --- exercise 3: the expected loss when no example is its own partner ---------------------------------
+
+
+def eo_uniform_partner(residuals, alpha):  # the chapter's theorem, copied: self-pairs allowed
+    c = c_of(alpha)
+    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * residuals.mean() ** 2)
+
+
+def eo_penalty_only(residuals, alpha):  # only the penalty on the mean rescaled by n / (n - 1)
+    n, c = len(residuals), c_of(alpha)
+    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * n / (n - 1) * residuals.mean() ** 2)
+
+
+def eo_divides_by_n(residuals, alpha):  # off by one: the partner drawn from n, not n - 1, examples
+    n, c = len(residuals), c_of(alpha)
+    others = (residuals.sum() - residuals) / n
+    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * (residuals * others).mean())
+
+
+def eo_adds_self(residuals, alpha):  # a sign slip: the example's own residual added, not taken away
+    n, c = len(residuals), c_of(alpha)
+    others = (residuals.sum() + residuals) / (n - 1)
+    return float((1 - 2 * c) * residuals.pow(2).mean() / 2 + c * (residuals * others).mean())
+
+
+def eo_no_half(residuals, alpha):
+    return 2 * expected_loss_others(residuals, alpha)
+
+
+def eo_sum(residuals, alpha):
+    return len(residuals) * expected_loss_others(residuals, alpha)
+
+
+def eo_quarter(residuals, alpha):  # E[lam (1 - lam)] taken as E[lam] E[1 - lam]
+    n, c = len(residuals), 0.25
+    mean_sq, mean = residuals.pow(2).mean(), residuals.mean()
+    return float((1 - 2 * c) * mean_sq / 2 + c * (n * mean**2 - mean_sq) / (n - 1))
+
+
+def eo_unscaled_erm(residuals, alpha):
+    n, c = len(residuals), c_of(alpha)
+    mean_sq, mean = residuals.pow(2).mean(), residuals.mean()
+    return float(mean_sq / 2 + c * (n * mean**2 - mean_sq) / (n - 1))
+
+
+def eo_two_c(residuals, alpha):
+    n, c = len(residuals), c_of(alpha)
+    mean_sq, mean = residuals.pow(2).mean(), residuals.mean()
+    return float((1 - 2 * c) * mean_sq / 2 + 2 * c * (n * mean**2 - mean_sq) / (n - 1))
+
+
+def eo_monte_carlo(residuals, alpha):  # timm's rule, sampled: flip a shuffled batch
+    rng = np.random.default_rng(0)
+    n = len(residuals)
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=(20_000, 1)))
+    order = torch.from_numpy(np.argsort(rng.random((20_000, n)), axis=1))
+    partner = torch.empty_like(order).scatter_(1, order, order.flip(1))
+    if n % 2:  # an odd batch: roll instead, which never pairs an example with itself
+        partner = torch.empty_like(order).scatter_(1, order, order.roll(1, 1))
+    return float((0.5 * (lam * residuals + (1 - lam) * residuals[partner]) ** 2).mean())
+
+
+def eo_vector(residuals, alpha):
+    return 0.5 * residuals**2
+
+
+def eo_mutates(residuals, alpha):
+    value = expected_loss_others(residuals, alpha)
+    residuals -= residuals.mean()
+    return value
+
+
+def eo_stub(residuals, alpha):
+    ...
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (eo_uniform_partner, "partner drawn from all n examples"),
+        (eo_penalty_only, "mean SQUARED residual"),
+        (eo_divides_by_n, "divided by n where"),
+        (eo_adds_self, "SUBTRACTS e_i"),
+        (eo_no_half, "factor 1/2"),
+        (eo_sum, "not the sum"),
+        (eo_quarter, "c = 1/4"),
+        (eo_unscaled_erm, "ERM part is scaled"),
+        (eo_two_c, "carries c, not 2c"),
+        (eo_monte_carlo, "Monte Carlo estimate"),
+        (eo_vector, "single number"),
+        (eo_mutates, "changed its argument `residuals` in place"),
+        (eo_stub, "Not attempted yet"),
+    ],
+)
+def test_expected_loss_others_checker_rejects_typical_mistakes_with_a_specific_hint(answer, hint):
+    assert_rejected(ch04.check_expected_loss_others, answer, hint)
+
+
+def test_expected_loss_others_mistakes_are_told_apart():
+    """On every case the checker uses, the known mistakes give distinct values, none of them the answer."""
+    for n, m2, m1, c in [(12, 1.7, 0.6, 0.2), (5, 2.9, -1.2, c_of(0.4))]:
+        right = ch04._others_value(m2, m1, n, c)
+        values = [right, *ch04._others_mistakes(m2, m1, n, c).values()]
+        assert all(abs(a - b) > 1e-6 for i, a in enumerate(values) for b in values[i + 1:])
+
+
+def test_expected_loss_others_hints_give_no_formula_before_the_last_stage():
+    from mixlib.exercises import hint_stage
+
+    for answer in (eo_uniform_partner, eo_penalty_only, eo_divides_by_n, eo_adds_self, eo_quarter):
+        for stage in (1, 2):
+            with hint_stage(stage):
+                message = ch04.check_expected_loss_others(answer).message
+            assert "(n mean(e) - e_i)" not in message and "(n mean(e)^2" not in message, message
+        with hint_stage(3):
+            assert "=" in ch04.check_expected_loss_others(answer).message
+
+
+@pytest.mark.parametrize(("check", "answer"), [
+    *[(ch04.check_terms_from_gradients, a) for a in (
+        ft_plus_sign, ft_own_residual, ft_swapped_keys, ft_lam_not_squared, ft_weights_exchanged, ft_mean,
+        ft_one_term_off, ft_cross_sign, ft_ordinary_sign, ft_doubled_cross, ft_cross_weight_everywhere,
+        ft_ordinary_partner_residual)],
+    *[(ch04.check_mixing_constant, a) for a in (
+        c_independent, c_plus_var, c_variance, c_no_half, c_variance_no_plus_one, c_alpha_plus_one,
+        c_numerator_one, c_denominator_alpha_plus_one, c_zero_below_one, lambda alpha: alpha / (4 * alpha + 1))],
+    *[(ch04.check_expected_loss_others, a) for a in (
+        eo_uniform_partner, eo_penalty_only, eo_divides_by_n, eo_adds_self, eo_no_half, eo_sum, eo_quarter,
+        eo_unscaled_erm, eo_two_c)],
+])
+def test_only_the_last_hint_stage_shows_code(check, answer):
+    """The nudge and the named mistake give no code and no finished formula; the third stage may."""
+    from mixlib.exercises import hint_stage
+
+    code = re.compile(r"\.sum\(|\.mean\(|torch\.|\*\*| \* |alpha / \(2|\(n mean\(e\) - e_i\)|\(n mean\(e\)\^2")
+    for stage in (1, 2):
+        with hint_stage(stage):
+            message = check(answer).message
+        assert not code.search(message), (stage, message)

@@ -9,15 +9,29 @@ import numpy as np
 import torch
 
 from ..gradients import FOUR_TERM_KEYS
-from . import Feedback, as_float, as_tensor, call, checker, diagnose, form_hint, hint, passed, prefixed, staged
+from . import (
+    Feedback,
+    as_float,
+    as_tensor,
+    call,
+    checker,
+    diagnose,
+    estimate_hint,
+    form_hint,
+    hint,
+    passed,
+    prefixed,
+    staged,
+)
 
 # --- exercise 1: the four terms from residuals and per-example gradients ---------------------------
 
 
 def _term_case(seed: int, batch: int = 5, n_params: int = 7) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    e, e2 = torch.randn(batch, generator=g, dtype=torch.float64), torch.randn(batch, generator=g, dtype=torch.float64)
-    grads = torch.randn(2, batch, n_params, generator=g, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    e = torch.randn(batch, generator=gen, dtype=torch.float64)
+    e2 = torch.randn(batch, generator=gen, dtype=torch.float64)
+    grads = torch.randn(2, batch, n_params, generator=gen, dtype=torch.float64)
     return e, e2, grads[0], grads[1]
 
 
@@ -72,8 +86,10 @@ def _term_mistakes(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch
                "and the mixed gradient squares those weights.",
                "Expanding (lam e + (1-lam) e')(lam g(x) + (1-lam) g(x')) gives lam^2 e g(x) and (1-lam)^2 e' g(x')."):
             _terms(e, e2, g, g2, lam, w_x=lam, w_x2=1 - lam),
-        "your ordinary terms have their weights exchanged: lam^2 goes with x (e g(x)) and (1-lam)^2 "
-        "with x' (e' g(x')).": _terms(e, e2, g, g2, lam, w_x=(1 - lam) ** 2, w_x2=lam**2),
+        staged("your ordinary terms have their weights exchanged: the weight of the example x went to its "
+               "partner, and the other way round.",
+               "lam^2 goes with x (e g(x)) and (1-lam)^2 with x' (e' g(x')).",
+               ): _terms(e, e2, g, g2, lam, w_x=(1 - lam) ** 2, w_x2=lam**2),
         staged("your terms are averaged over the batch; the checker asks for the SUM over the batch.",
                "Use .sum(0), not .mean(0)."): {k: v / batch for k, v in ref.items()},
         "your cross terms have the wrong sign: like the ordinary terms, they carry the minus sign of the "
@@ -84,9 +100,10 @@ def _term_mistakes(e: torch.Tensor, e2: torch.Tensor, g: torch.Tensor, g2: torch
         "your cross terms are doubled: each of the two cross products of the expansion appears once, with "
         "weight lam (1-lam); the 2 lam (1-lam) of a squared sum belongs to the loss, not to its gradient.": {
             **ref, "cross_x": 2 * ref["cross_x"], "cross_x2": 2 * ref["cross_x2"]},
-        "your ordinary terms are weighted by lam (1-lam), the cross terms' weight; the ordinary terms get "
-        "lam^2 (for x) and (1-lam)^2 (for x').": _terms(e, e2, g, g2, lam, w_x=lam * (1 - lam),
-                                                         w_x2=lam * (1 - lam)),
+        staged("your ordinary terms are weighted by lam (1-lam), the cross terms' weight.",
+               "The ordinary terms get lam^2 (for x) and (1-lam)^2 (for x')."): _terms(e, e2, g, g2, lam,
+                                                                                      w_x=lam * (1 - lam),
+                                                                                      w_x2=lam * (1 - lam)),
         staged("your ordinary terms use the partner's residual; an ordinary term pairs each example's residual "
                "with its own gradient.", "ordinary_x = -lam^2 e g(x), ordinary_x2 = -(1-lam)^2 e' g(x')."): {
             **ref, "ordinary_x": -(lam**2 * e2[:, None] * g).sum(0),
@@ -159,10 +176,8 @@ def _c(alpha: float) -> float:
                "distribution, and remember that lam and 1 - lam are not independent.",
          shortcuts=("mixlib.gradients.mixing_constant", _c))
 def check_mixing_constant(mixing_constant: Callable) -> Feedback:
-    """Check ``mixing_constant(alpha) -> float``: ``c = E[lam (1 - lam)]`` for ``lam ~ Beta(alpha, alpha)``.
-
-    The exact value is ``alpha / (2 (2 alpha + 1))``.
-    """
+    """Check ``mixing_constant(alpha) -> float``: ``c = E[lam (1 - lam)]`` for ``lam ~ Beta(alpha, alpha)``,
+    exactly (not an estimate)."""
     alphas = (2.0, 0.5, 1.0, 7.0)
     values = []
     for alpha in alphas:
@@ -184,12 +199,13 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
             "you are missing a factor 1/2 (yours is twice the right value).": alpha / (2 * alpha + 1),
             staged("check the variance of Beta(alpha, alpha): you seem to have dropped the +1 of its last factor.",
                    "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1))."): 0.25 - 1 / (8 * alpha),
-            "check the variance of Beta(alpha, alpha): its last factor is a + b + 1 = 2 alpha + 1, not "
-            "alpha + 1.": 0.25 - 1 / (4 * (alpha + 1)),
+            staged("check the variance of Beta(alpha, alpha): its last factor is not alpha + 1.",
+                   "The last factor is a + b + 1 = 2 alpha + 1."): 0.25 - 1 / (4 * (alpha + 1)),
             "your numerator is 1 where it should depend on alpha: redo 1/4 - Var(lam) over a common "
             "denominator.":
                 1 / (2 * (2 * alpha + 1)),
-            "the denominator has 2 alpha + 1 (that is a + b + 1 with a = b = alpha), not alpha + 1.":
+            staged("your denominator has alpha + 1 where the variance of Beta(alpha, alpha) brings in its own "
+                   "last factor.", "That factor is a + b + 1 = 2 alpha + 1 with a = b = alpha."):
                 alpha / (2 * (alpha + 1)),
             staged("yours is alpha / (4 alpha + 1): the brackets are misplaced.",
                    "c = alpha / (2 (2 alpha + 1)), that is alpha / (2 * (2 * alpha + 1)) in code."):
@@ -205,110 +221,107 @@ def check_mixing_constant(mixing_constant: Callable) -> Feedback:
     for message in per_alpha[0]:
         if not all_right and all(same(value, m[message]) for value, m in zip(values, per_alpha, strict=True)):
             return prefixed(f"for every alpha tried ({', '.join(f'{a:g}' for a in alphas)}): ", hint(message))
-    # close everywhere (within 5 %), exact nowhere it is wrong, and no known mistake: perhaps an estimate
-    close = all(math.isclose(value, _c(alpha), rel_tol=0.05) and not any(same(value, v) for v in wrong.values())
-                for alpha, value, wrong in zip(alphas, values, per_alpha, strict=True)
-                if not same(value, _c(alpha)))
     for alpha, value in zip(alphas, values, strict=True):
         expected = _c(alpha)
         if same(value, expected):
             continue
-        if not close:
-            return hint(f"for alpha = {alpha} you returned {value:.6g}; that is not E[lam (1 - lam)] for "
-                        "lam ~ Beta(alpha, alpha), and no one usual mistake explains your values at every "
-                        "alpha tried.", "Write c as E[lam] - E[lam^2], with E[lam] = 1/2 and E[lam^2] = Var(lam) + "
-                        "1/4, and use the same formula for every alpha.")
-        return hint(f"for alpha = {alpha} you returned {value:.6g}, close to but not exactly the right value. If "
-                    "this is a Monte Carlo estimate or a rounded number, derive the exact value from the mean and "
-                    "the variance of Beta(alpha, alpha) instead; otherwise check each step of your formula.")
+        # an estimate is named by what the function did (drew random numbers) or returned (a rounded number),
+        # never by closeness to the right value, which would let a learner bisect to it
+        estimate = estimate_hint(value, "Derive the exact value from the mean and the variance of Beta(alpha, "
+                                        "alpha) instead.")
+        if estimate is not None:
+            return prefixed(f"for alpha = {alpha}: ", estimate)
+        return hint(f"for alpha = {alpha} you returned {value:.6g}; that is not E[lam (1 - lam)] for "
+                    "lam ~ Beta(alpha, alpha), and no one usual mistake explains your values at every "
+                    "alpha tried.", "Write c as E[lam] - E[lam^2], with E[lam] = 1/2 and E[lam^2] = Var(lam) + "
+                    "1/4, and use the same formula for every alpha.")
     return passed("c = alpha / (2 (2 alpha + 1)), exactly.")
 
 
-# --- exercise 3: the expected manifold-mixup loss --------------------------------------------------
+# --- exercise 3: the expected loss when no example is its own partner --------------------------------
 
 
-def _expected(e: torch.Tensor, alpha: float, c: float | None = None) -> float:
-    c = _c(alpha) if c is None else c
-    return float((1 - 2 * c) * e.pow(2).mean() / 2 + c * e.mean() ** 2)
+def _expected_others(e: torch.Tensor, alpha: float) -> float:
+    """``E[1/n sum_i 1/2 (lam e_i + (1 - lam) e_pi(i))^2]`` when each partner is uniform over the OTHER examples."""
+    return _others_value(float(e.pow(2).mean()), float(e.mean()), len(e), _c(alpha))
 
 
-@checker("expected_loss(residuals, alpha)",
-         nudge="Expand the square of the mixed residual and average each piece on its own: over lam, with the "
-               "moments of its Beta distribution, and over the partner, who is uniform over all the examples, the "
-               "example itself included.",
-         shortcuts=("mixlib.gradients.expected_mmix_loss",
-                    ("mixlib.gradients.mmix_loss_monte_carlo", "a Monte Carlo estimate of what this exercise asks "
-                                                               "for"),
-                    "mixlib.recipe.terms_loss", _expected))
-def check_expected_loss(expected_loss: Callable) -> Feedback:
-    """Check ``expected_loss(residuals, alpha) -> float``.
+def _others_value(m2: float, m1: float, n: int, c: float) -> float:
+    # the cross products e_i e_pi(i) average to e_i (n mean(e) - e_i) / (n - 1), that is
+    # (n mean(e)^2 - mean(e^2)) / (n - 1) over the batch
+    return (1 - 2 * c) * m2 / 2 + c * (n * m1**2 - m2) / (n - 1)
 
-    The expected answer is ``(1 - 2c) mean(e^2) / 2 + c mean(e)^2`` with
-    ``c = alpha / (2 (2 alpha + 1))``: the manifold-mixup squared loss per example of an affine
-    head, in expectation over ``lam ~ Beta(alpha, alpha)`` and a uniformly random pairing.
+
+def _others_mistakes(m2: float, m1: float, n: int, c: float) -> dict[str, float]:
+    """Each typical mistake, mapped from its hint to the value it produces."""
+    right = _others_value(m2, m1, n, c)
+    return {
+        staged("yours is the value for a partner drawn from all n examples, the example itself included: the step "
+               "where the partner's residual averages to the mean residual no longer holds when the example "
+               "cannot be its own partner.",
+               "The partner's residual now averages to the mean of the OTHER residuals, "
+               "E[e_pi(i)] = (n mean(e) - e_i) / (n - 1)."): (1 - 2 * c) * m2 / 2 + c * m1**2,
+        staged("you rescaled the penalty on the mean residual, but leaving the example itself out of the "
+               "partner's average also takes something away in proportion to the mean SQUARED residual.",
+               "Averaged over i, e_i (n mean(e) - e_i) / (n - 1) is (n mean(e)^2 - mean(e^2)) / (n - 1)."):
+            (1 - 2 * c) * m2 / 2 + c * n * m1**2 / (n - 1),
+        staged("you divided by n where the partner is drawn from n - 1 examples.",
+               "E[e_pi(i)] = (n mean(e) - e_i) / (n - 1)."): (1 - 2 * c) * m2 / 2 + c * (n * m1**2 - m2) / n,
+        staged("a sign: leaving the example out of its own partner's average SUBTRACTS e_i from the sum of the "
+               "residuals; it does not add it.",
+               "E[e_pi(i)] = (n mean(e) - e_i) / (n - 1)."): (1 - 2 * c) * m2 / 2 + c * (n * m1**2 + m2) / (n - 1),
+        "you forgot the factor 1/2 of the loss 1/2 (mixed residual)^2.": 2 * right,
+        "return the loss per example (a mean over the batch), not the sum.": n * right,
+        staged("you used c = 1/4, which is E[lam] E[1-lam]; c is E[lam (1-lam)], and lam and 1-lam are not "
+               "independent.", "c = E[lam (1-lam)] is the constant of the exercise before this one (or "
+               "mixlib.gradients.mixing_constant)."):
+            _others_value(m2, m1, n, 0.25),
+        staged("the ERM part is scaled by E[lam^2] + E[(1-lam)^2], which is not 1.",
+               "E[lam^2] + E[(1-lam)^2] = 1 - 2c, so that part is (1 - 2c) mean(e^2) / 2."):
+            m2 / 2 + c * (n * m1**2 - m2) / (n - 1),
+        "the cross part carries c, not 2c: the factor 2 of 2 lam (1-lam) e_i e_pi(i) is halved by the 1/2 "
+        "of the loss.": (1 - 2 * c) * m2 / 2 + 2 * c * (n * m1**2 - m2) / (n - 1),
+    }
+
+
+@checker("expected_loss_others(residuals, alpha)",
+         nudge="Go through the proof of the expected loss again and change only the step that averages the "
+               "partner's residual: the partner is now one of the other examples, never the example itself.",
+         shortcuts=(_expected_others,))
+def check_expected_loss_others(expected_loss_others: Callable) -> Feedback:
+    """Check ``expected_loss_others(residuals, alpha) -> float``.
+
+    The answer is the manifold-mixup squared loss per example of an affine head, in expectation
+    over ``lam ~ Beta(alpha, alpha)`` and a pairing that is a permutation in which the partner of
+    each example is uniform over the other ``n - 1`` examples (timm's flip or torchvision's roll of
+    a shuffled batch).
     """
-    g = torch.Generator().manual_seed(4)
+    gen = torch.Generator().manual_seed(4)
     cases = [
-        (0.7 + torch.randn(12, generator=g, dtype=torch.float64), 2.0),
-        (torch.randn(9, generator=g, dtype=torch.float64) - 1.3, 0.4),
+        (0.7 + torch.randn(12, generator=gen, dtype=torch.float64), 2.0),
+        (torch.randn(5, generator=gen, dtype=torch.float64) - 1.3, 0.4),
     ]
     refs = []
     for e, alpha in cases:  # references first
-        c = _c(alpha)
-        m2, m1 = float(e.pow(2).mean()), float(e.mean())
-        var = float(e.var(unbiased=False))
-        refs.append((e, alpha, c, m2, m1, var, _expected(e, alpha)))
-    for e, alpha, c, m2, m1, var, expected in refs:
-        value, problem = call(expected_loss, e, alpha)
+        m2, m1, n, c = float(e.pow(2).mean()), float(e.mean()), len(e), _c(alpha)
+        refs.append((e, alpha, _others_value(m2, m1, n, c), _others_mistakes(m2, m1, n, c)))
+    for e, alpha, expected, mistakes in refs:
+        value, problem = call(expected_loss_others, e, alpha)
         if problem is None:
             value, problem = as_float(value, "the expected loss")
         if problem is not None:
             return problem
-        n = len(e)
-        var_unbiased = var * n / (n - 1)
-        mistakes = {
-            staged("you used the unbiased variance (e.var(), which divides by n - 1) where the formula needs the "
-                   "mean of the squares: mean(e^2) = var + mean(e)^2 only for the variance that divides by n.",
-                   "Simplest is e.pow(2).mean() (or e.var(unbiased=False) + e.mean()**2)."):
-                (0.5 - c) * var_unbiased + m1**2 / 2,
-            staged("you left out self-pairs (a partner j != i, an n - 1 formula). The book pairs by a uniformly "
-                   "random permutation, which pairs an example with itself with probability 1/n, so the partner "
-                   "pi(i) is uniform over ALL n examples, i itself included.",
-                   "E[e_pi(i)] = mean(e), and the cross part is c mean(e)^2."):
-                (1 - 2 * c) * m2 / 2 + c * (n * n * m1**2 - n * m2) / (n * (n - 1)),
-            staged("you left out the penalty on the mean residual: the cross products of the expansion do not "
-                   "average to zero.", "The cross products 2 lam (1-lam) e_i e_pi(i) average to 2c mean(e)^2, so "
-                   "the penalty is c mean(e)^2."): (1 - 2 * c) * m2 / 2,
-            staged("your answer is the plain ERM loss mean(e^2)/2: the cross products e_i e_pi(i) do not average "
-                   "to mean(e^2).", "pi(i) is uniform over all examples, so they average to mean(e)^2."): m2 / 2,
-            "you forgot the factor 1/2 of the loss 1/2 (mixed residual)^2.": 2 * expected,
-            staged("the factor 1/2 applies to the whole square, the ERM part included.",
-                   "E[lam^2] + E[(1-lam)^2] = 1 - 2c multiplies mean(e^2)/2, and the cross part gives "
-                   "c mean(e)^2."): (1 - 2 * c) * m2 + c * m1**2,
-            staged("you used c = 1/4, which is E[lam] E[1-lam]; c is E[lam (1-lam)], and lam and 1-lam are not "
-                   "independent.", "c = alpha / (2 (2 alpha + 1))."): _expected(e, alpha, c=0.25),
-            staged("the ERM part is scaled by E[lam^2] + E[(1-lam)^2], which is not 1.",
-                   "E[lam^2] + E[(1-lam)^2] = 1 - 2c, so it is (1 - 2c) mean(e^2)/2."): m2 / 2 + c * m1**2,
-            "return the loss per example (a mean over the batch), not the sum.": len(e) * expected,
-            "the penalty is c times the SQUARED mean residual, c mean(e)^2, not c mean(e).":
-                (1 - 2 * c) * m2 / 2 + c * m1,
-            "the penalty is on the squared MEAN residual, mean(e)^2 (the cross products of different "
-            "examples), not on the variance of the residuals.": (1 - 2 * c) * m2 / 2 + c * var,
-            "a sign: the cross products ADD c mean(e)^2 to the loss; they do not subtract it.":
-                (1 - 2 * c) * m2 / 2 - c * m1**2,
-            "the cross part is c mean(e)^2, not 2c mean(e)^2: the factor 2 of 2 lam (1-lam) e e' is halved "
-            "by the 1/2 of the loss.": (1 - 2 * c) * m2 / 2 + 2 * c * m1**2,
-        }
         problem = diagnose(value, expected, mistakes, rtol=1e-6, atol=1e-12, fallback=staged(
             "it matches none of the usual mistakes. Expand the square of the mixed residual, take the expectation "
-            "of each piece over lam and over the uniform partner, then average over the examples.",
-            "Expand 1/2 (lam e_i + (1-lam) e_pi(i))^2 and use E[lam^2] = E[(1-lam)^2] = 1/2 - c, "
-            "E[lam (1-lam)] = c and E[e_pi(i)] = mean(e)."))
+            "of each piece over lam and over the partner, who is one of the other examples, then average over "
+            "the examples.",
+            "Use E[lam^2] + E[(1-lam)^2] = 1 - 2c, E[lam (1-lam)] = c and E[e_pi(i)] = (n mean(e) - e_i) / (n - 1); "
+            "the squares of the partners' residuals still average to mean(e^2), since the pairing is a "
+            "permutation."))
         if problem is not None:
             known = any(math.isclose(value, v, rel_tol=1e-6, abs_tol=1e-12) for v in mistakes.values())
-            if not known and math.isclose(value, expected, rel_tol=0.03):
-                problem = hint(f"you returned {value:.6g}, close to but not exactly the right value. If this is a "
-                               "Monte Carlo estimate, give the exact expectation instead; otherwise check each "
-                               "step of your formula (the mean of the squares, the partner's distribution, c).")
+            estimate = None if known else estimate_hint(value, "Give the exact expectation instead.")
+            if estimate is not None:  # named by what the function did, never by closeness (an oracle)
+                problem = estimate
             return prefixed(f"with {len(e)} residuals and alpha = {alpha}: ", problem)
-    return passed("your expected loss is (1 - 2c) mean(e^2)/2 + c mean(e)^2, exactly.")
+    return passed("your expected loss is right for a partner drawn from the other examples, exactly.")
