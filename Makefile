@@ -87,7 +87,7 @@ test: $(TEST_STAMP) browser lint lock-check book
 	$(MAKE) --no-print-directory compare
 
 # The notebooks the strict build executed (myst-nb writes them to _build/jupyter_execute).
-EXECUTED := $(patsubst %,_build/jupyter_execute/%,$(sort $(wildcard chapters/[0-9]*.ipynb)))
+EXECUTED := $(patsubst %,_build/jupyter_execute/%,$(sort $(wildcard chapters/[0-9]*.ipynb chapters/further/*.ipynb)))
 
 ## Run every chapter again from a fresh kernel and compare each cell's text output with the
 ## build's run (nbval's comparing mode): a printed number that changes between two runs fails.

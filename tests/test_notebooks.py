@@ -14,6 +14,8 @@ import yaml
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+# side material moved out of a chapter ("Going further"): executed by the build, no exercises
+FURTHER = sorted((ROOT / "chapters" / "further").glob("*.ipynb"))
 
 
 def _toc_files() -> set[str]:
@@ -28,7 +30,7 @@ def test_there_are_chapter_notebooks():
     assert NOTEBOOKS, "no chapters/*.ipynb found"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + FURTHER, ids=lambda p: p.name)
 def test_notebook_is_stored_without_outputs(path):
     nb = json.loads(path.read_text())
     dirty = [i for i, cell in enumerate(nb["cells"])
@@ -37,9 +39,19 @@ def test_notebook_is_stored_without_outputs(path):
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + FURTHER, ids=lambda p: p.name)
 def test_notebook_is_in_the_table_of_contents(path):
-    assert f"chapters/{path.stem}" in _toc_files()
+    assert path.relative_to(ROOT).with_suffix("").as_posix() in _toc_files()
+
+
+@pytest.mark.parametrize("path", FURTHER, ids=lambda p: p.name)
+def test_a_going_further_page_is_linked_from_its_chapter(path):
+    """``further/NN_slug`` has the label ``further-NN-slug``, and chapter NN links it."""
+    nb = json.loads(path.read_text())
+    label = "further-" + path.stem.replace("_", "-")
+    assert f"({label})=" in "".join(nb["cells"][0]["source"]), f"{path.name} lacks the label ({label})="
+    chapter = next((ROOT / "chapters").glob(path.stem[:2] + "_*.ipynb"))
+    assert label in chapter.read_text(), f"{chapter.name} does not link {label}"
 
 
 def test_every_toc_entry_exists():
