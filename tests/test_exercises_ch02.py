@@ -18,7 +18,13 @@ _specific = pytest.fixture(autouse=True)(specific_hints)
 
 
 def mixup_batch(x, y, lam, perm):
-    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+    lam = torch.as_tensor(lam, dtype=x.dtype)
+
+    def mix(t):
+        w = lam.reshape(-1, *[1] * (t.dim() - 1)) if lam.dim() else lam  # one weight per row of t
+        return w * t + (1 - w) * t[perm]
+
+    return mix(x), mix(y)
 
 
 def expected_calibration_error(probs, labels, n_bins):
@@ -44,9 +50,9 @@ def lambda_moments(alpha):
 def chord_gap(model, a, b, n_points):
     t = torch.linspace(0, 1, n_points)[:, None]
     with torch.no_grad():
-        p = torch.softmax(model((1 - t) * a + t * b), dim=1)
+        p = torch.softmax(model(t * a + (1 - t) * b), dim=1)
         pa, pb = torch.softmax(model(torch.stack([a, b])), dim=1)
-    return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).mean())
+    return float((p - (t * pa + (1 - t) * pb)).norm(dim=1).mean())
 
 
 CHECKS = [
@@ -234,7 +240,7 @@ def test_ece_left_closed_passes_the_generic_case_and_fails_on_the_edges():
     ("answer", "hint"),
     [
         (lambda a: (0.5, 1 / (4 * (a + 1)), 0.25 - 1 / (4 * (a + 1))), "not alpha + 1"),
-        (lambda a: (0.5, 1 / (2 * a + 1), 0.25 - 1 / (2 * a + 1)), "factor a b / (a + b)^2"),
+        (lambda a: (0.5, 1 / (2 * a + 1), 0.25 - 1 / (2 * a + 1)), "factor a1 a2 / (a1 + a2)^2"),
         (lambda a: (0.5, 1 / (4 * (2 * a + 1)), 0.25), "not independent"),
         (lambda a: (0.5, 1 / (4 * (2 * a + 1)), 0.25 + 1 / (4 * (2 * a + 1))), "a sign"),
         (lambda a: (0.5, (1 / (4 * (2 * a + 1))) ** 0.5, 0.25 - 1 / (4 * (2 * a + 1))), "standard deviation"),
@@ -264,33 +270,51 @@ def test_lambda_moments_swapped_outputs_are_caught_after_alpha_one_half():
 def cg_logits(model, a, b, n_points):
     t = torch.linspace(0, 1, n_points)[:, None]
     with torch.no_grad():
-        z = model((1 - t) * a + t * b)
+        z = model(t * a + (1 - t) * b)
         za, zb = model(torch.stack([a, b]))
-    return float((z - ((1 - t) * za + t * zb)).norm(dim=1).mean())
+    return float((z - (t * za + (1 - t) * zb)).norm(dim=1).mean())
 
 
 def cg_swapped(model, a, b, n_points):
     t = torch.linspace(0, 1, n_points)[:, None]
     with torch.no_grad():
-        p = torch.softmax(model((1 - t) * a + t * b), dim=1)
+        p = torch.softmax(model(t * a + (1 - t) * b), dim=1)
         pa, pb = torch.softmax(model(torch.stack([a, b])), dim=1)
-    return float((p - (t * pa + (1 - t) * pb)).norm(dim=1).mean())
+    return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).mean())
 
 
 def cg_max(model, a, b, n_points):
     t = torch.linspace(0, 1, n_points)[:, None]
     with torch.no_grad():
-        p = torch.softmax(model((1 - t) * a + t * b), dim=1)
+        p = torch.softmax(model(t * a + (1 - t) * b), dim=1)
         pa, pb = torch.softmax(model(torch.stack([a, b])), dim=1)
-    return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).max())
+    return float((p - (t * pa + (1 - t) * pb)).norm(dim=1).max())
 
 
 def cg_interior(model, a, b, n_points):
     t = torch.linspace(0, 1, n_points + 2)[1:-1, None]
     with torch.no_grad():
+        p = torch.softmax(model(t * a + (1 - t) * b), dim=1)
+        pa, pb = torch.softmax(model(torch.stack([a, b])), dim=1)
+    return float((p - (t * pa + (1 - t) * pb)).norm(dim=1).mean())
+
+
+def cg_weight_on_b(model, a, b, n_points):  # t on the end b in both places: the same number, by symmetry
+    t = torch.linspace(0, 1, n_points)[:, None]
+    with torch.no_grad():
         p = torch.softmax(model((1 - t) * a + t * b), dim=1)
         pa, pb = torch.softmax(model(torch.stack([a, b])), dim=1)
     return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).mean())
+
+
+def test_chord_gap_with_the_weight_on_the_other_end_passes_and_equals_the_library():
+    from mixlib.flatness import chord_nonlinearity
+
+    assert ch02.check_chord_gap(cg_weight_on_b)
+    model = ch02._chord_model()
+    a, b = torch.tensor([0.5, -1.0]), torch.tensor([-2.0, 1.0])
+    assert math.isclose(chord_gap(model, a, b, 9), float(chord_nonlinearity(model, a[None], b[None], 9)),
+                        rel_tol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -331,8 +355,13 @@ def mb_lam_only(x, y, lam, perm):
 
 
 def mb_numpy(x, y, lam, perm):
-    xn, yn, p = x.numpy(), y.numpy(), perm.numpy()
-    return lam * xn + (1 - lam) * xn[p], lam * yn + (1 - lam) * yn[p]
+    xn, yn, p, w = x.numpy(), y.numpy(), perm.numpy(), np.asarray(lam, dtype=np.float32)
+
+    def mix(t):
+        v = w.reshape(-1, *[1] * (t.ndim - 1)) if w.ndim else w
+        return v * t + (1 - v) * t[p]
+
+    return mix(xn), mix(yn)
 
 
 def mb_prints(x, y, lam, perm):
@@ -353,6 +382,79 @@ def mb_prints(x, y, lam, perm):
 )
 def test_mixup_batch_checker_rejects_more_wrong_answers(answer, hint):
     assert_rejected(ch02.check_mixup_batch, answer, hint)
+
+
+# --- exercise 1 with one weight per example and a batch of images ---------------------------------------
+
+
+def _rows(lam, t):
+    w = torch.as_tensor(lam, dtype=t.dtype)
+    return w.reshape(-1, *[1] * (t.dim() - 1)) if w.dim() else w
+
+
+def mb_float_formula(x, y, lam, perm):  # the formula for one lam per batch, used as it is
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+
+
+def mb_column_weights(x, y, lam, perm):  # right for vectors, but not for a batch of images
+    w = torch.as_tensor(lam, dtype=x.dtype)
+    w = w[:, None] if w.dim() else w
+    return w * x + (1 - w) * x[perm], w * y + (1 - w) * y[perm]
+
+
+def mb_image_weights_everywhere(x, y, lam, perm):  # written for images: a bigger tensor from vectors
+    w = torch.as_tensor(lam, dtype=x.dtype)
+    wx, wy = (w[:, None, None], w[:, None]) if w.dim() else (w, w)
+    return wx * x + (1 - wx) * x[perm], wy * y + (1 - wy) * y[perm]
+
+
+def mb_partner_keeps_its_weight(x, y, lam, perm):
+    def mix(t):
+        w = _rows(lam, t)
+        return w * t + (1 - (w[perm] if w.dim() else w)) * t[perm]
+
+    return mix(x), mix(y)
+
+
+def mb_mean_weight(x, y, lam, perm):
+    m = float(torch.as_tensor(lam).mean())
+    return m * x + (1 - m) * x[perm], m * y + (1 - m) * y[perm]
+
+
+def mb_first_weight(x, y, lam, perm):
+    first = float(torch.as_tensor(lam).flatten()[0])
+    return first * x + (1 - first) * x[perm], first * y + (1 - first) * y[perm]
+
+
+def mb_targets_with_the_mean(x, y, lam, perm):
+    w, m = _rows(lam, x), float(torch.as_tensor(lam).mean())
+    return w * x + (1 - w) * x[perm], m * y + (1 - m) * y[perm]
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (mb_float_formula, "lines shapes up from the RIGHT"),
+        (mb_column_weights, "an input may have more than two"),
+        (mb_image_weights_everywhere, "more dimensions than the tensor they multiply"),
+        (mb_partner_keeps_its_weight, "the weight 1 - lam[perm[i]]"),
+        (mb_mean_weight, "one number, its mean"),
+        (mb_first_weight, "with lam[0]"),
+        (mb_targets_with_the_mean, "all the rows of y with one number, its mean"),
+    ],
+)
+def test_mixup_batch_checker_rejects_per_example_mistakes(answer, hint):
+    feedback = assert_rejected(ch02.check_mixup_batch, answer, hint)
+    assert "one weight per example" in feedback.message
+
+
+def test_mixup_batch_names_the_case_and_passes_images():
+    x = torch.randn(4, 2, 3)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 0]), 3).float()
+    lam, perm = torch.tensor([0.1, 0.4, 0.6, 0.9]), torch.tensor([1, 2, 3, 0])
+    x_mix, y_mix = mixup_batch(x, y, lam, perm)
+    assert torch.allclose(x_mix[2], 0.6 * x[2] + 0.4 * x[3]) and torch.allclose(y_mix.sum(1), torch.ones(4))
+    assert "with lam = 0.3 and x of shape (6, 3)" in ch02.check_mixup_batch(mb_swapped).message
 
 
 def test_mixup_batch_accepts_numpy_arrays_and_shows_prints():
@@ -494,54 +596,54 @@ def test_lambda_moments_accepts_a_numpy_array():
 def _chord(model, a, b, n_points, dim=1):
     t = torch.linspace(0, 1, n_points)[:, None]
     with torch.no_grad():
-        p = torch.softmax(model((1 - t) * a + t * b), dim=dim)
+        p = torch.softmax(model(t * a + (1 - t) * b), dim=dim)
         pa, pb = torch.softmax(model(a[None]), dim=dim)[0], torch.softmax(model(b[None]), dim=dim)[0]
     return t, p, pa, pb
 
 
 def cg_softmax_over_points(model, a, b, n_points):
     t, p, pa, pb = _chord(model, a, b, n_points, dim=0)
-    return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).mean())
+    return float((p - (t * pa + (1 - t) * pb)).norm(dim=1).mean())
 
 
 def cg_forgets_one_minus(model, a, b, n_points):
     t, p, pa, pb = _chord(model, a, b, n_points)
-    return float((p - (pa + t * pb)).norm(dim=1).mean())
+    return float((p - (t * pa + pb)).norm(dim=1).mean())
 
 
 def cg_log_probs(model, a, b, n_points):
     t = torch.linspace(0, 1, n_points)[:, None]
     with torch.no_grad():
-        p = torch.log_softmax(model((1 - t) * a + t * b), dim=1)
+        p = torch.log_softmax(model(t * a + (1 - t) * b), dim=1)
         pa, pb = torch.log_softmax(model(torch.stack([a, b])), dim=1)
-    return float((p - ((1 - t) * pa + t * pb)).norm(dim=1).mean())
+    return float((p - (t * pa + (1 - t) * pb)).norm(dim=1).mean())
 
 
 def cg_mean_abs(model, a, b, n_points):
     t, p, pa, pb = _chord(model, a, b, n_points)
-    return float((p - ((1 - t) * pa + t * pb)).abs().mean())
+    return float((p - (t * pa + (1 - t) * pb)).abs().mean())
 
 
 def cg_norm_over_points(model, a, b, n_points):
     t, p, pa, pb = _chord(model, a, b, n_points)
-    return float((p - ((1 - t) * pa + t * pb)).norm(dim=0).mean())
+    return float((p - (t * pa + (1 - t) * pb)).norm(dim=0).mean())
 
 
 def cg_rms(model, a, b, n_points):
     t, p, pa, pb = _chord(model, a, b, n_points)
-    return float((p - ((1 - t) * pa + t * pb)).pow(2).sum(dim=1).mean().sqrt())
+    return float((p - (t * pa + (1 - t) * pb)).pow(2).sum(dim=1).mean().sqrt())
 
 
 def cg_one_norm(model, a, b, n_points):
     t, p, pa, pb = _chord(model, a, b, n_points)
-    return float((p - ((1 - t) * pa + t * pb)).norm())
+    return float((p - (t * pa + (1 - t) * pb)).norm())
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
         (cg_softmax_over_points, "over the classes \\(dim=1"),
-        (cg_forgets_one_minus, "left out the factor \\(1 - t\\)"),
+        (cg_forgets_one_minus, "left out the factor \\(1 - t\\) on f\\(b\\)"),
         (cg_log_probs, "not the log-probabilities"),
         (cg_mean_abs, "averaged the absolute entries"),
         (cg_norm_over_points, "norm over the points"),
@@ -572,8 +674,8 @@ def test_ece_and_chord_gap_accept_tensors_and_say_a_float_was_asked():
 
     def chord_gap_grad(model, a, b, n_points):
         t = torch.linspace(0, 1, n_points)[:, None]
-        p = torch.softmax(model((1 - t) * a + t * b), 1)
-        line = (1 - t) * torch.softmax(model(a[None]), 1) + t * torch.softmax(model(b[None]), 1)
+        p = torch.softmax(model(t * a + (1 - t) * b), 1)
+        line = t * torch.softmax(model(a[None]), 1) + (1 - t) * torch.softmax(model(b[None]), 1)
         return (p - line).norm(dim=1).mean()
 
     feedback = ch02.check_ece(ece_tensor)
@@ -581,3 +683,24 @@ def test_ece_and_chord_gap_accept_tensors_and_say_a_float_was_asked():
     feedback = ch02.check_chord_gap(chord_gap_grad)
     assert feedback.passed and "asks for a float" in feedback.message and "gradient" in feedback.message
     assert "asks for a float" not in ch02.check_chord_gap(chord_gap).message
+
+
+# --- every exercise names the library function that computes its answer -----------------------------
+
+
+def test_each_exercise_names_its_library_shortcut():
+    from exercise_helpers import assert_shortcut
+
+    from mixlib import flatness, gradients, metrics, mixing
+
+    assert_shortcut(ch02.check_mixup_batch, lambda x, y, lam, perm: mixing.mixup(x, y, lam, perm),
+                    "mixlib.mixing.mixup")
+    assert_shortcut(ch02.check_ece, lambda probs, labels, n_bins: metrics.ece(probs, labels, n_bins),
+                    "mixlib.metrics.ece")
+    assert_shortcut(ch02.check_ece, lambda probs, labels, n_bins: metrics.reliability(probs, labels, n_bins).ece,
+                    "mixlib.metrics.reliability")
+    assert_shortcut(ch02.check_lambda_moments, lambda a: (0.5, 1 / (4 * (2 * a + 1)), gradients.mixing_constant(a)),
+                    "mixlib.gradients.mixing_constant")
+    assert_shortcut(ch02.check_chord_gap,
+                    lambda model, a, b, n: float(flatness.chord_nonlinearity(model, a[None], b[None], n)),
+                    "mixlib.flatness.chord_nonlinearity")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -20,6 +21,7 @@ from . import (
     call,
     checker,
     diagnose,
+    estimate_hint,
     float_note,
     form_hint,
     hint,
@@ -29,39 +31,58 @@ from . import (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Exercise 1: the mixup batch
+# Exercise 1: the mixup batch, with one weight per example
 # ---------------------------------------------------------------------------------------------
 
 # Row i is paired with row _PERM[i]. Not an involution, so the inverse permutation differs,
 # and different from the flip (timm) and roll (torchvision) pairings.
 _PERM = torch.tensor([2, 0, 4, 5, 1, 3])
+# One weight per example; lam[i] differs from lam[_PERM[i]] for every i, and from the mean.
+_LAM = torch.tensor([0.9, 0.2, 0.55, 0.7, 0.05, 0.35])
 
 
-def _mixup_case(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _mixup_case(seed: int, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(6, 3, generator=g)
+    x = torch.randn(6, *shape, generator=g)
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
     return x, nnf.one_hot(labels, 4).float()
 
 
-def _pairings(t: torch.Tensor, lam: float, perm: torch.Tensor) -> dict[str, torch.Tensor]:
+def _weights(lam: float | torch.Tensor, t: torch.Tensor) -> float | torch.Tensor:
+    """``lam`` as it multiplies ``t``: a float as it is, one weight per row as (B, 1, ..., 1)."""
+    if isinstance(lam, torch.Tensor):
+        return lam.to(t.dtype).reshape((-1,) + (1,) * (t.dim() - 1))
+    return lam
+
+
+def _pairings(t: torch.Tensor, lam: float | torch.Tensor, perm: torch.Tensor) -> dict[str, torch.Tensor]:
     """What a batch becomes under the right mixing and under typical wrong ones."""
     n = t.shape[0]
+    w = _weights(lam, t)
     inverse = torch.argsort(perm)
-    return {
-        "right": lam * t + (1 - lam) * t[perm],
+    variants = {
+        "right": w * t + (1 - w) * t[perm],
         "unmixed": t,
         "partner": t[perm],
-        "swapped": (1 - lam) * t + lam * t[perm],
-        "inverse": lam * t + (1 - lam) * t[inverse],
-        "flip": lam * t + (1 - lam) * t.flip(0),
-        "roll": lam * t + (1 - lam) * t.roll(1, 0),
-        "identity": lam * t + (1 - lam) * t[torch.arange(n)],
+        "swapped": (1 - w) * t + w * t[perm],
+        "inverse": w * t + (1 - w) * t[inverse],
+        "flip": w * t + (1 - w) * t.flip(0),
+        "roll": w * t + (1 - w) * t.roll(1, 0),
+        "identity": w * t + (1 - w) * t[torch.arange(n)],
         "half": (t + t[perm]) / 2,
-        "no_one_minus": lam * t + t[perm],
-        "lam_only": lam * t,
-        "one_minus_only": (1 - lam) * t[perm],
+        "no_one_minus": w * t + t[perm],
+        "lam_only": w * t,
+        "one_minus_only": (1 - w) * t[perm],
     }
+    if isinstance(lam, torch.Tensor):  # mistakes that only one weight per example allows
+        mean, first = float(lam.mean()), float(lam[0])
+        variants.update({
+            "partner_weight": w * t + (1 - w[perm]) * t[perm],
+            "partner_weight_swapped": w[perm] * t + (1 - w[perm]) * t[perm],
+            "mean_weight": mean * t + (1 - mean) * t[perm],
+            "first_weight": first * t + (1 - first) * t[perm],
+        })
+    return variants
 
 
 def _which(out: torch.Tensor, variants: dict[str, torch.Tensor]) -> str | None:
@@ -87,12 +108,31 @@ _SIDE_HINTS = {
                  "Add (1 - lam) * {name}[perm]."),
     "one_minus_only": ("you returned (1 - lam) * {name}[perm] alone; the example's own share is missing.",
                        "Add lam * {name}."),
+    "partner_weight": ("mixed example i has ONE weight, lam[i]: lam[i] on example i and 1 - lam[i] on its partner "
+                       "perm[i]. You gave the partner the weight 1 - lam[perm[i]] that belongs to the partner's "
+                       "own mix, so the two weights of row i no longer add up to 1.",
+                       "With w = lam reshaped to (B, 1, ..., 1), the mix is w * {name} + (1 - w) * {name}[perm]; "
+                       "index the rows of {name} with perm, never lam."),
+    "partner_weight_swapped": ("you weighted row i with lam[perm[i]], the partner's weight; row i's own weight is "
+                               "lam[i]: index the rows of {name} with perm, never lam.", ""),
+    "mean_weight": ("lam holds one weight per example, but you mixed all the rows of {name} with one number, its "
+                    "mean: row i must be mixed with its own weight lam[i].", ""),
+    "first_weight": ("lam holds one weight per example, but you mixed all the rows of {name} with lam[0]: row i "
+                     "must be mixed with its own weight lam[i].", ""),
 }
+
+_BROADCAST_HINT = (
+    "lam holds one weight per example, shape (B,), and PyTorch lines shapes up from the RIGHT: a tensor of shape "
+    "(B,) times one of shape {shape} pairs the weights with the last dimension, not with the examples, and fails "
+    "(or, worse, silently mixes the wrong entries when the sizes happen to agree). Give the weights a shape that "
+    "lines them up with the first dimension of each tensor, with a 1 for every other dimension; inputs and "
+    "targets have different numbers of dimensions, and an input may have more than two (a batch of images).")
 
 
 @checker("mixup_batch(x, y, lam, perm)",
-         nudge="Look at how each example and its partner are weighted, and check that the inputs and the targets "
-               "are mixed in the same way, with the pairing you are given.",
+         nudge="Look at how each example and its partner are weighted, check that the inputs and the targets "
+               "are mixed in the same way with the pairing you are given, and make every weight meet its own "
+               "example, whatever the shape of the batch.",
          shortcuts=("mixlib.mixing.mixup",
                     ("mixlib.mixing.mix", "the mix of one batch with its partners that this exercise asks for"),
                     ("mixlib.recipe.target_of_mix", "the mix of one batch with its partners that this exercise "
@@ -101,16 +141,26 @@ _SIDE_HINTS = {
 def check_mixup_batch(mixup_batch: Callable) -> Feedback:
     """Check ``mixup_batch(x, y, lam, perm) -> (x_mixed, y_mixed)``.
 
-    The expected answer is ``(lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm])``
-    for a float ``lam`` and one-hot targets ``y``, without modifying ``x`` or ``y``.
+    ``x`` has shape ``(B, ...)`` (vectors or images), ``y`` holds one-hot targets ``(B, C)``, and
+    ``lam`` is a float or a tensor of ``B`` weights, one per example. The expected answer is
+    ``(w * x + (1 - w) * x[perm], v * y + (1 - v) * y[perm])`` with ``w`` and ``v`` the weights
+    shaped to broadcast over each example's entries (``lam`` itself when it is a float),
+    without modifying ``x`` or ``y``.
     """
     cases = []
-    for seed, lam in [(0, 0.3), (1, 0.8)]:
-        x, y = _mixup_case(seed)
+    for seed, shape, lam in [(0, (3,), 0.3), (1, (3,), _LAM), (2, (2, 3), _LAM), (3, (2, 3), 0.8)]:
+        x, y = _mixup_case(seed, shape)
         cases.append((x, y, lam, _pairings(x.double(), lam, _PERM), _pairings(y.double(), lam, _PERM)))
     for x, y, lam, x_variants, y_variants in cases:
+        per_example = isinstance(lam, torch.Tensor)
+        what = (f"with one weight per example and x of shape {tuple(x.shape)}: " if per_example
+                else f"with lam = {lam} and x of shape {tuple(x.shape)}: ")
         result, problem = call(mixup_batch, x, y, lam, _PERM)
         if problem is not None:
+            if per_example and re.search(r"size of tensor|must match the size|shapes? .* (cannot|could not) be "
+                                         r"broadcast|operands could not be broadcast", problem.message):
+                return prefixed(what, form_hint(problem.message + " " + _BROADCAST_HINT.format(
+                    shape=tuple(x.shape))))
             return problem
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             return form_hint("return a pair (x_mixed, y_mixed): the mixed inputs and the mixed targets, as in "
@@ -120,6 +170,14 @@ def check_mixup_batch(mixup_batch: Callable) -> Feedback:
                 and x_out.shape == y.shape and y_out.shape == x.shape):
             return form_hint("you returned the pair in the wrong order: the mixed inputs first, then the mixed "
                              "targets, (x_mixed, y_mixed).")
+        for out, t, name in ((x_out, x, "x_mixed"), (y_out, y, "y_mixed")):
+            shape = getattr(out, "shape", None)
+            if per_example and shape is not None and len(shape) > t.dim():
+                return prefixed(what, form_hint(
+                    f"{name} should have shape {tuple(t.shape)}, but yours has shape {tuple(shape)}: your weights "
+                    "have more dimensions than the tensor they multiply, so broadcasting made a bigger tensor. The "
+                    "weights need one dimension for the examples and a 1 for each OTHER dimension of that tensor: "
+                    "count the dimensions from the tensor itself rather than writing a fixed number of them."))
         x_out, problem = as_tensor(x_out, "x_mixed", tuple(x.shape))
         if problem is None:
             y_out, problem = as_tensor(y_out, "y_mixed", tuple(y.shape))
@@ -129,26 +187,30 @@ def check_mixup_batch(mixup_batch: Callable) -> Feedback:
         if got_x == got_y == "right":
             continue
         if got_x == got_y == "swapped":
-            return hint("lam weighs the example itself and (1 - lam) its partner; you have the two weights the "
-                        "other way round.", "The mix is lam * x + (1 - lam) * x[perm].")
+            return prefixed(what, hint("lam weighs the example itself and (1 - lam) its partner; you have the two "
+                                       "weights the other way round.", "The mix is lam * x + (1 - lam) * x[perm]."))
         if {got_x, got_y} == {"right", "swapped"}:
             side = "x" if got_x == "swapped" else "y"
-            return hint(f"you swapped lam and 1 - lam for {side} only. Inputs and targets must be mixed "
-                        "with the same weights, or the label no longer describes the input.")
+            return prefixed(what, hint(f"you swapped lam and 1 - lam for {side} only. Inputs and targets must be "
+                                       "mixed with the same weights, or the label no longer describes the input."))
         for got, name in ((got_x, "x"), (got_y, "y")):
             if got != "right" and got in _SIDE_HINTS:
                 specific, formula = _SIDE_HINTS[got]
-                return hint(specific.format(name=name), formula.format(name=name))
+                return prefixed(what, hint(specific.format(name=name), formula.format(name=name)))
         if got_x == "right":
-            return hint("x_mixed is right, but y_mixed is not: mix the targets with the same lam and the same perm "
-                        "as the inputs.", "y_mixed is lam * y + (1 - lam) * y[perm].")
+            return prefixed(what, hint("x_mixed is right, but y_mixed is not: mix the targets with the same "
+                                       "weights and the same perm as the inputs.",
+                                       "y_mixed is lam * y + (1 - lam) * y[perm], each row with its own weight."))
         if got_y == "right":
-            return hint("y_mixed is right, but x_mixed is not: mix the inputs with the same lam and the same perm "
-                        "as the targets.", "x_mixed is lam * x + (1 - lam) * x[perm].")
-        return hint(f"with lam = {lam}, neither output is the mix with these weights and the perm you are given; "
-                    "check it on a batch of two examples by hand.", "Each output is lam * t + (1 - lam) * t[perm].")
-    return passed("inputs and one-hot targets are mixed with the same lam and the same pairing, "
-                  "and the original batch is left untouched.")
+            return prefixed(what, hint("y_mixed is right, but x_mixed is not: mix the inputs with the same "
+                                       "weights and the same perm as the targets.",
+                                       "x_mixed is lam * x + (1 - lam) * x[perm], each row with its own weight."))
+        return prefixed(what, hint("neither output is the mix with these weights and the perm you are given; "
+                                   "check it on a batch of two examples by hand.",
+                                   "Each output is lam * t + (1 - lam) * t[perm], with row i weighted by its own "
+                                   "lam[i] when lam holds one weight per example."))
+    return passed("inputs and targets are mixed alike, with one weight per batch or per example, for vectors and "
+                  "for images.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +252,7 @@ def _ece_variants(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dic
             return float((count[full] / n * gap**2).sum())
         if how == "counts":
             return float((sum_acc - sum_conf).abs().sum())
-        if how == "bin_sums":  # totals in each bin instead of averages, then weighted by n_b / n
+        if how == "bin_sums":  # totals in each bin instead of averages, then weighted by n_j / n
             return float((count / n * (sum_acc - sum_conf).abs()).sum())
         full = count > 0
         gaps = ((sum_acc[full] - sum_conf[full]) / count[full]).abs()
@@ -230,24 +292,24 @@ def _ece_variants(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> dic
 
 _ECE_HINTS = {
     "unweighted": "you averaged the bins' gaps equally; weigh each bin by its share of the examples, "
-                  "n_b / n, so that a bin with 3 examples counts less than one with 300.",
+                  "n_j / n, so that a bin with 3 examples counts less than one with 300.",
     "unweighted_all": "you divided the sum of the bins' gaps by the number of bins; weigh each bin by "
-                      "n_b / n, its share of the examples, instead.",
+                      "n_j / n, its share of the examples, instead.",
     "true_class": "the confidence is the probability of the PREDICTED class (the largest entry of the "
                   "row), not the probability given to the true label.",
     "signed": "take the absolute value of each bin's gap |accuracy - confidence| before summing: "
               "otherwise over- and under-confident bins cancel.",
     "global": "you compared the overall accuracy with the overall confidence (or let the signed gaps "
-              "cancel): take |accuracy_b - confidence_b| in each bin, then the weighted sum.",
-    "squared": "the ECE uses the absolute gap |accuracy_b - confidence_b|, not its square.",
-    "counts": "weigh each bin's gap by n_b / n; you multiplied by the count n_b but did not divide by n "
+              "cancel): take |accuracy_j - confidence_j| in each bin, then the weighted sum.",
+    "squared": "the ECE uses the absolute gap |accuracy_j - confidence_j|, not its square.",
+    "counts": "weigh each bin's gap by n_j / n; you multiplied by the count n_j but did not divide by n "
               "(or summed the bins' totals of accuracy and confidence where their averages belong).",
-    "gap_sum": "you summed the bins' gaps |accuracy_b - confidence_b| without weights; the ECE is their "
-               "weighted AVERAGE, each bin weighted by its share of the examples, n_b / n.",
-    "bin_sums": "in each bin, accuracy_b and confidence_b are AVERAGES over the bin's examples; you used "
+    "gap_sum": "you summed the bins' gaps |accuracy_j - confidence_j| without weights; the ECE is their "
+               "weighted AVERAGE, each bin weighted by its share of the examples, n_j / n.",
+    "bin_sums": "in each bin, accuracy_j and confidence_j are AVERAGES over the bin's examples; you used "
                 "their sums (totals) instead.",
     "max": "you took the largest gap over the bins (that is the maximum calibration error); the ECE is the "
-           "weighted average of the gaps, each bin weighted by n_b / n.",
+           "weighted average of the gaps, each bin weighted by n_j / n.",
     "many_edges": staged("you have one bin too many: n_bins + 2 edges, as torch.linspace(0, 1, n_bins + 2) gives, "
                          "make n_bins + 1 bins.",
                          "The n_bins bins have the n_bins + 1 edges torch.linspace(0, 1, n_bins + 1)."),
@@ -255,9 +317,9 @@ _ECE_HINTS = {
                         "n_bins - 1 bins.", "The edges are torch.linspace(0, 1, n_bins + 1)."),
     "data_edges": "the bins split [0, 1], not the range from the smallest to the largest confidence "
                   "(torch.histc with min=max=0 does the latter).",
-    "left_closed": "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], closed on the RIGHT: a "
+    "left_closed": "bin j holds confidences in (j / n_bins, (j + 1) / n_bins], closed on the RIGHT: a "
                    "confidence of exactly 0.75 with 4 bins goes to the third bin (0.5, 0.75].",
-    "left_closed_open_top": "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], closed on the RIGHT: "
+    "left_closed_open_top": "bin j holds confidences in (j / n_bins, (j + 1) / n_bins], closed on the RIGHT: "
                             "a confidence of exactly 1 belongs to the last bin, and 0.75 with 4 bins to "
                             "(0.5, 0.75].",
 }
@@ -290,9 +352,9 @@ def _ece_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
 def check_ece(expected_calibration_error: Callable) -> Feedback:
     """Check ``expected_calibration_error(probs, labels, n_bins) -> float``.
 
-    The expected answer is ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over ``n_bins``
-    equal-width bins of the top probability, bin ``b`` holding confidences in
-    ``(b / n_bins, (b + 1) / n_bins]`` (the first bin also holds 0), as
+    The expected answer is ``sum_j (n_j / n) |accuracy_j - confidence_j|`` over ``n_bins``
+    equal-width bins of the top probability, bin ``j`` holding confidences in
+    ``(j / n_bins, (j + 1) / n_bins]`` (the first bin also holds 0), as
     :func:`mixlib.metrics.reliability` computes it.
     """
     cases = []
@@ -308,16 +370,16 @@ def check_ece(expected_calibration_error: Callable) -> Feedback:
             value, problem = as_float(value, "the ECE")
             if problem is not None and value is None and "nan" in problem.message:
                 problem = hint(f"on {what}: your ECE came out as NaN. An empty bin has no mean: skip the "
-                               "bins that hold no example (their weight n_b / n is 0 anyway).")
+                               "bins that hold no example (their weight n_j / n is 0 anyway).")
         if problem is not None:
             return problem
         wrong = {_ECE_HINTS[k]: v for k, v in variants.items() if k != "right"}
         problem = diagnose(value, variants["right"], wrong, rtol=1e-5, atol=1e-7, fallback=staged(
             "that is not the ECE, and it matches none of the usual mistakes. Check each step: the confidence "
             "is the largest probability of a row, a prediction is correct when its argmax equals the label, "
-            "bin b holds confidences in (b / n_bins, (b + 1) / n_bins], and each bin's gap between accuracy and "
+            "bin j holds confidences in (j / n_bins, (j + 1) / n_bins], and each bin's gap between accuracy and "
             "confidence counts in proportion to its number of examples.",
-            "The ECE is sum_b (n_b / n) |accuracy_b - confidence_b| over the non-empty bins."))
+            "The ECE is sum_j (n_j / n) |accuracy_j - confidence_j| over the non-empty bins."))
         if problem is not None:
             return prefixed(f"on {what}: ", problem)
     return passed("your ECE weighs each bin's |accuracy - confidence| by its share of the examples, "
@@ -375,12 +437,12 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             (values[0], mean, {
                 staged("your mean depends on alpha, but the symmetry lam <-> 1 - lam of Beta(alpha, alpha) fixes "
                        "it: it is the same for every alpha.",
-                       "Beta(a, b) has mean a / (a + b), which is 1/2 when a = b."): alpha / (alpha + 1),
+                       "Beta(a1, a2) has mean a1 / (a1 + a2), which is 1/2 when a1 = a2."): alpha / (alpha + 1),
             }),
             (values[1], var, {
                 staged("in the variance of Beta(alpha, alpha) the last factor is 2 alpha + 1, not alpha + 1.",
-                       "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1))."): 1 / (4 * (alpha + 1)),
-                "you lost the factor a b / (a + b)^2 of the variance of Beta(a, b), which is 1/4 when a = b.":
+                       "Beta(a1, a2) has variance a1 a2 / ((a1 + a2)^2 (a1 + a2 + 1))."): 1 / (4 * (alpha + 1)),
+                "you lost the factor a1 a2 / (a1 + a2)^2 of the variance of Beta(a1, a2), which is 1/4 when a1 = a2.":
                     1 / (2 * alpha + 1),
                 "that is the standard deviation; the variance is its square.":
                     math.sqrt(var),
@@ -397,9 +459,9 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             }),
         ]
         fallbacks = [
-            staged("that is not the mean of Beta(alpha, alpha).", "Beta(a, b) has mean a / (a + b)."),
+            staged("that is not the mean of Beta(alpha, alpha).", "Beta(a1, a2) has mean a1 / (a1 + a2)."),
             staged("that is not the variance of Beta(alpha, alpha).",
-                   "Beta(a, b) has variance a b / ((a + b)^2 (a + b + 1))."),
+                   "Beta(a1, a2) has variance a1 a2 / ((a1 + a2)^2 (a1 + a2 + 1))."),
             staged("that is not E[lam (1 - lam)].",
                    "Write it as E[lam] - E[lam^2], with E[lam^2] = Var + E[lam]^2."),
         ]
@@ -408,10 +470,11 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             if problem is None:
                 continue
             known = any(math.isclose(got, v, rel_tol=1e-6, abs_tol=1e-9) for v in wrong.values())
-            if not known and math.isclose(got, expected, rel_tol=0.03):
-                problem = hint(f"you returned {got:.6g}, close to but not exactly the right value. If this is a "
-                               "Monte Carlo estimate or a rounded number, give the exact formula in alpha instead; "
-                               "otherwise check each step of your formula.")
+            # an estimate is named by what the function did (drew random numbers) or returned (a rounded
+            # number), never by closeness to the right value, which would let a learner bisect to it
+            estimate = None if known else estimate_hint(got, "Give the exact formula in alpha instead.")
+            if estimate is not None:
+                problem = estimate
             elif name != "the mean" and got < 0:
                 problem = hint(f"you returned {got:.6g}, a negative number, but {name} of lam in [0, 1] cannot be "
                                "negative: look for a sign error.")
@@ -436,19 +499,21 @@ def _chord_model() -> nn.Module:
 
 @torch.no_grad()
 def _chord_variants(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_points: int) -> dict[str, float]:
+    """The gap along the chord, with the weight t on the end ``a``, and what typical mistakes give instead."""
     def gaps(ts: torch.Tensor, f: Callable, swap: bool = False, one_minus: bool = True) -> torch.Tensor:
         t = ts[:, None]
-        out = f(model((1 - t) * a + t * b))
+        out = f(model(t * a + (1 - t) * b))
         fa, fb = f(model(a[None]))[0], f(model(b[None]))[0]
         if swap:
             fa, fb = fb, fa
-        return out - (((1 - t) if one_minus else 1) * fa + t * fb)
+        return out - (t * fa + ((1 - t) if one_minus else 1) * fb)
 
     def softmax(z: torch.Tensor) -> torch.Tensor:
         return torch.softmax(z, dim=-1)
 
     ts = torch.linspace(0, 1, n_points)
     g = gaps(ts, softmax)
+    t = ts[:, None]
     return {
         "right": float(g.norm(dim=1).mean()),
         "logits": float(gaps(ts, lambda z: z).norm(dim=1).mean()),
@@ -459,9 +524,9 @@ def _chord_variants(model: nn.Module, a: torch.Tensor, b: torch.Tensor, n_points
         "squared": float(g.pow(2).sum(dim=1).mean()),
         "l1": float(g.abs().sum(dim=1).mean()),
         "sum": float(g.norm(dim=1).sum()),
-        "dim0": float((torch.softmax(model((1 - ts[:, None]) * a + ts[:, None] * b), dim=0)
-                       - ((1 - ts[:, None]) * torch.softmax(model(a[None]), dim=0)
-                          + ts[:, None] * torch.softmax(model(b[None]), dim=0))).norm(dim=1).mean()),
+        "dim0": float((torch.softmax(model(t * a + (1 - t) * b), dim=0)
+                       - (t * torch.softmax(model(a[None]), dim=0)
+                          + (1 - t) * torch.softmax(model(b[None]), dim=0))).norm(dim=1).mean()),
         "no_one_minus": float(gaps(ts, softmax, one_minus=False).norm(dim=1).mean()),
         "log_probs": float(gaps(ts, lambda z: torch.log_softmax(z, dim=-1)).norm(dim=1).mean()),
         "abs_mean": float(g.abs().mean()),
@@ -475,8 +540,9 @@ _CHORD_HINTS = {
     "logits": "measure the probabilities (softmax of the logits), not the logits: mixup mixes one-hot targets, "
               "so it asks the probabilities to be linear. (This model's logits are exactly linear, so they "
               "score 0.)",
-    "swapped": staged("the straight line runs from f(a) at t = 0 to f(b) at t = 1; you have the ends the other "
-                      "way round.", "It is (1 - t) f(a) + t f(b)."),
+    "swapped": staged("you have the ends the other way round in the straight line: at the point t a + (1 - t) b "
+                      "it is weighted the same way, t on the end a and 1 - t on b.",
+                      "It is t f(a) + (1 - t) f(b)."),
     "interior": staged("include both endpoints among the n_points values of t.",
                        "Use t = torch.linspace(0, 1, n_points)."),
     "drop_ends": "average over all n_points values of t, ends included (the gap is 0 there).",
@@ -486,8 +552,8 @@ _CHORD_HINTS = {
                  "Take torch.linalg.vector_norm or .norm(dim=1)."),
     "sum": staged("average over the points of the chord, don't sum.", "Use .mean()."),
     "dim0": "take the softmax over the classes (dim=1, the last dimension), not over the points of the chord.",
-    "no_one_minus": staged("you left out the factor (1 - t) on f(a) in the straight line.",
-                           "The line is (1 - t) f(a) + t f(b)."),
+    "no_one_minus": staged("you left out the factor (1 - t) on f(b) in the straight line.",
+                           "The line is t f(a) + (1 - t) f(b)."),
     "log_probs": "measure the probabilities themselves (softmax), not the log-probabilities (log_softmax).",
     "abs_mean": "you averaged the absolute entries of the gap; take the Euclidean norm of the gap vector at each "
                 "point (over the classes), then average over the points.",
@@ -510,9 +576,10 @@ def check_chord_gap(chord_gap: Callable) -> Feedback:
     """Check ``chord_gap(model, a, b, n_points) -> float``.
 
     The expected answer is the mean, over ``n_points`` evenly spaced ``t`` in [0, 1] (ends
-    included), of ``|| p((1 - t) a + t b) - ((1 - t) p(a) + t p(b)) ||``, with ``p`` the
+    included), of ``|| p(t a + (1 - t) b) - (t p(a) + (1 - t) p(b)) ||``, with ``p`` the
     softmax of the model's logits and the Euclidean norm; the same number as
-    :func:`mixlib.flatness.chord_nonlinearity` for the pair ``(b, a)``.
+    :func:`mixlib.flatness.chord_nonlinearity` for the pair ``(a, b)``. (The grid of ``t`` is
+    symmetric, so putting the weight ``t`` on ``b`` in both places gives the same number.)
     """
     model = _chord_model()
     cases = []
@@ -521,7 +588,7 @@ def check_chord_gap(chord_gap: Callable) -> Feedback:
         (torch.tensor([2.0, -2.0]), torch.tensor([-1.0, 1.5]), 6),
     ]:  # references first
         variants = _chord_variants(model, a, b, n_points)
-        library = float(chord_nonlinearity(model, b[None], a[None], n_points))
+        library = float(chord_nonlinearity(model, a[None], b[None], n_points))
         assert math.isclose(variants["right"], library, rel_tol=1e-5)
         cases.append((a, b, n_points, variants))
     note = ""
@@ -537,8 +604,8 @@ def check_chord_gap(chord_gap: Callable) -> Feedback:
             "that matches none of the usual mistakes. At each of the n_points values of t, ends included, take "
             "the probabilities at that point of the chord, subtract the straight line between the probabilities "
             "at the two ends, take the Euclidean norm over the classes, and average over the points.",
-            "In code: t = torch.linspace(0, 1, n_points), p = softmax(model((1 - t) a + t b)), the gap "
-            "p - ((1 - t) p(a) + t p(b)), then .norm(dim=1).mean()."))
+            "In code: t = torch.linspace(0, 1, n_points), p = softmax(model(t a + (1 - t) b)), the gap "
+            "p - (t p(a) + (1 - t) p(b)), then .norm(dim=1).mean()."))
         if problem is not None:
             return prefixed(f"on the chord from a = {a.tolist()} to b = {b.tolist()} with n_points = {n_points}: ",
                             problem)
