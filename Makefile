@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.test-installed
 # Progress bars are for people at a notebook, not for logs.
 QUIET  := MIXLIB_PROGRESS=0 PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: lock lock-check setup book test lint lab serve screenshots bench clean browser student reset compare gpu-check results
+.PHONY: lock lock-check setup book test lint lab serve screenshots bench clean browser student reset compare gpu-check results pdf
 
 setup: $(BOOK_STAMP)
 
@@ -77,6 +77,30 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	  else echo "Chromium not found and cannot be installed here: browser tests will be skipped."; fi; }
+
+# Debian's TeX Live and fonts for the PDF: xelatex, the LaTeX packages Sphinx and Jupyter Book use,
+# DejaVu (text, Greek, maths) and Symbola (the checkers' ✅ ❌ ⚠), pdftotext & co. for tests/test_pdf.py.
+PDF_DEBS := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk fonts-dejavu fonts-symbola poppler-utils
+
+## The whole book as one PDF, _build/latex/book.pdf (xelatex, from the execution cache; installs
+## Debian's TeX Live when missing, as root). A site already built is updated to link it.
+pdf: $(BOOK_STAMP)
+	@missing=$$(for p in $(PDF_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing" $$missing; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null); \
+	  elif ! command -v xelatex >/dev/null || ! command -v latexmk >/dev/null; then \
+	    echo "make pdf needs xelatex, latexmk and fonts; as root: apt-get install" $$missing; exit 1; \
+	  fi; fi
+	rm -f _build/latex/book.pdf
+	$(QUIET) LATEXMKOPTS=-silent LATEXOPTS="-interaction=nonstopmode -halt-on-error" \
+	  $(BIN)/jupyter-book build . -W -n --keep-going --builder pdflatex \
+	  || { grep -A4 "^!" _build/latex/book.log 2>/dev/null | head -40; exit 1; }
+	@! grep "Missing character" _build/latex/book.log \
+	  || { echo "The fonts lack the glyphs above: map them in latex_elements (_config.yml)."; exit 1; }
+	@if [ -f _build/html/index.html ]; then $(MAKE) --no-print-directory book; fi
+	@echo "The book as a PDF: _build/latex/book.pdf, $$(pdfinfo _build/latex/book.pdf 2>/dev/null | awk '/^Pages:/ {print $$2}') pages."
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
