@@ -10,7 +10,7 @@ import pytest
 import torch
 from exercise_helpers import assert_rejected, assert_shortcut, specific_hints
 
-from mixlib.exercises import ch03
+from mixlib.exercises import ExerciseFailed, ch03
 
 # Wrong answers get the hint that names the mistake (the second stage); see test_exercises_guidance.py.
 _specific = pytest.fixture(autouse=True)(specific_hints)
@@ -443,3 +443,315 @@ def mh_mix_outputs(model, x, layer, lam, perm):
 def test_mix_hidden_tells_mixing_one_layer_too_high_from_mixing_the_logits():
     assert_rejected(ch03.check_mix_hidden, mh_layer_plus_one, r"you mixed at layer 3 instead of layer 2: an off-by-one")
     assert_rejected(ch03.check_mix_hidden, mh_mix_outputs, "you mixed the outputs (logits)")
+
+
+# --- the chapter's exercise 1: the effective rank of the classes -------------------------------------
+
+
+def _shares(v):
+    p = v / v.sum()
+    return p[p > 0]
+
+
+def effective_rank(h, labels):
+    values = []
+    for c in labels.unique():
+        H = h[labels == c].double()
+        p = _shares(torch.linalg.svdvals(H - H.mean(0)) ** 2)
+        values.append(torch.exp(-(p * p.log()).sum()))
+    return float(torch.stack(values).mean())
+
+
+def er_eigvalsh_clamped(h, labels):  # the covariance route, done carefully: accepted
+    values = []
+    for c in labels.unique():
+        v = torch.linalg.eigvalsh(torch.cov(h[labels == c].T.double())).clamp(min=0)
+        p = _shares(v)
+        values.append(float(torch.exp(-(p * p.log()).sum())))
+    return np.mean(values)
+
+
+def er_uncentred(h, labels):
+    values = []
+    for c in labels.unique():
+        p = _shares(torch.linalg.svdvals(h[labels == c]) ** 2)
+        values.append(torch.exp(-(p * p.log()).sum()))
+    return float(torch.stack(values).mean())
+
+
+def er_not_squared(h, labels):
+    values = []
+    for c in labels.unique():
+        H = h[labels == c]
+        p = _shares(torch.linalg.svdvals(H - H.mean(0)))
+        values.append(torch.exp(-(p * p.log()).sum()))
+    return float(torch.stack(values).mean())
+
+
+def er_cov_wrong_axis(h, labels):
+    values = []
+    for c in labels.unique():
+        v = torch.linalg.eigvalsh(torch.cov(h[labels == c].double())).clamp(min=0)
+        p = _shares(v)
+        values.append(float(torch.exp(-(p * p.log()).sum())))
+    return sum(values) / len(values)
+
+
+def er_log_of_zero(h, labels):
+    values = []
+    for c in labels.unique():
+        v = torch.linalg.eigvalsh(torch.cov(h[labels == c].T))
+        p = v / v.sum()
+        values.append(torch.exp(-(p * p.log()).sum()))
+    return float(torch.stack(values).mean())
+
+
+def er_entropy_only(h, labels):
+    values = []
+    for c in labels.unique():
+        H = h[labels == c]
+        p = _shares(torch.linalg.svdvals(H - H.mean(0)) ** 2)
+        values.append(-(p * p.log()).sum())
+    return float(torch.stack(values).mean())
+
+
+def er_weighted_by_size(h, labels):
+    total = 0.0
+    for c in labels.unique():
+        H = h[labels == c]
+        p = _shares(torch.linalg.svdvals(H - H.mean(0)) ** 2)
+        total += len(H) * float(torch.exp(-(p * p.log()).sum()))
+    return total / len(labels)
+
+
+def er_participation_ratio(h, labels):
+    values = []
+    for c in labels.unique():
+        H = h[labels == c]
+        v = torch.linalg.svdvals(H - H.mean(0)) ** 2
+        values.append(v.sum() ** 2 / (v**2).sum())
+    return float(torch.stack(values).mean())
+
+
+def er_library(h, labels):
+    from mixlib.flatness import class_dimension
+
+    return class_dimension(h, labels, measure="effective_rank")
+
+
+def er_library_spectra(h, labels):
+    from mixlib.flatness import class_singular_values
+
+    values = []
+    for s in class_singular_values(h, labels, center=True).values():
+        p = _shares(s**2)
+        values.append(float(torch.exp(-(p * p.log()).sum())))
+    return sum(values) / len(values)
+
+
+def test_effective_rank_reference_passes_and_the_library_is_a_shortcut():
+    assert ch03.check_effective_rank(effective_rank)
+    assert ch03.check_effective_rank(effective_rank, strict=True).passed
+    assert ch03.check_effective_rank(er_eigvalsh_clamped, strict=True).passed
+    as_tensor = ch03.check_effective_rank(lambda h, labels: torch.tensor(effective_rank(h, labels)), strict=True)
+    assert as_tensor.passed and "asks for a float" in as_tensor.message
+    assert_shortcut(ch03.check_effective_rank, er_library, "mixlib.flatness.class_dimension")
+    assert_shortcut(ch03.check_effective_rank, er_library_spectra, "mixlib.flatness.class_singular_values")
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (er_uncentred, "did not subtract each class's mean"),
+        (er_not_squared, "SQUARED singular values"),
+        (er_cov_wrong_axis, "wrong axis"),
+        (er_log_of_zero, "NaN"),
+        (er_entropy_only, "its exponential"),
+        (er_weighted_by_size, "number of examples"),
+        (er_participation_ratio, "participation ratio"),
+        (lambda h, labels: [effective_rank(h[labels == c], labels[labels == c]) for c in labels.unique()],
+         "one per class"),
+    ],
+)
+def test_effective_rank_checker_rejects_typical_mistakes(answer, hint):
+    assert_rejected(ch03.check_effective_rank, answer, hint)
+
+
+def test_the_nan_hint_says_how_to_drop_the_zero_shares():
+    with pytest.raises(ExerciseFailed, match=r"p = p\[p > 0\]"):
+        ch03.check_effective_rank(er_log_of_zero, strict=True)
+
+
+# --- the chapter's exercise 2: mixing with a forward hook -------------------------------------------
+
+
+def mix_with_hook(seq, x, layer, lam, perm):
+    def mix_output(module, inputs, out):
+        return lam * out + (1 - lam) * out[perm]
+
+    handle = seq[layer - 1].register_forward_hook(mix_output)
+    try:
+        return seq(x)
+    finally:
+        handle.remove()
+
+
+def mwh_pre_hook(seq, x, layer, lam, perm):  # mixing the input of seq[layer] is the same: accepted
+    handle = seq[layer].register_forward_pre_hook(lambda module, inputs: lam * inputs[0] + (1 - lam) * inputs[0][perm])
+    out = seq(x)
+    handle.remove()
+    return out
+
+
+def mwh_no_return(seq, x, layer, lam, perm):
+    def mix_output(module, inputs, out):
+        out = lam * out + (1 - lam) * out[perm]  # noqa: F841 (rebinding, the learner's mistake)
+
+    handle = seq[layer - 1].register_forward_hook(mix_output)
+    out = seq(x)
+    handle.remove()
+    return out
+
+
+def mwh_off_by_one(seq, x, layer, lam, perm):
+    handle = seq[layer].register_forward_hook(lambda m, i, out: lam * out + (1 - lam) * out[perm])
+    out = seq(x)
+    handle.remove()
+    return out
+
+
+def mwh_not_removed(seq, x, layer, lam, perm):
+    seq[layer - 1].register_forward_hook(lambda m, i, out: lam * out + (1 - lam) * out[perm])
+    return seq(x)
+
+
+def mwh_swapped(seq, x, layer, lam, perm):
+    handle = seq[layer - 1].register_forward_hook(lambda m, i, out: (1 - lam) * out + lam * out[perm])
+    out = seq(x)
+    handle.remove()
+    return out
+
+
+def mwh_detached(seq, x, layer, lam, perm):
+    def mix_output(module, inputs, out):
+        out = out.detach()
+        return lam * out + (1 - lam) * out[perm]
+
+    handle = seq[layer - 1].register_forward_hook(mix_output)
+    out = seq(x)
+    handle.remove()
+    return out
+
+
+def mwh_by_hand(seq, x, layer, lam, perm):
+    h = seq[:layer](x)
+    return seq[layer:](lam * h + (1 - lam) * h[perm])
+
+
+def mwh_library(seq, x, layer, lam, perm):
+    from mixlib.manifold import mix_at
+
+    with mix_at(seq, str(layer - 1), lam, perm):
+        return seq(x)
+
+
+def test_mix_with_hook_reference_passes_and_the_library_is_a_shortcut():
+    assert ch03.check_mix_with_hook(mix_with_hook)
+    assert ch03.check_mix_with_hook(mix_with_hook, strict=True).passed
+    assert ch03.check_mix_with_hook(mwh_pre_hook, strict=True).passed
+    assert_shortcut(ch03.check_mix_with_hook, mwh_library, "mixlib.manifold.mix_at")
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (mwh_no_return, "RETURNS replaces"),
+        (mwh_off_by_one, r"at layer 2 with lam = 0.3: you mixed at layer 3, the output of seq\[2\].*off-by-one"),
+        (mwh_not_removed, "left its hook on the model"),
+        (mwh_swapped, "weights are swapped"),
+        (mwh_detached, r"no gradient reaches seq\[0\], seq\[1\]"),
+        (lambda seq, x, layer, lam, perm: mix_with_hook(seq, x, layer, lam, perm).detach(), "no gradient"),
+    ],
+)
+def test_mix_with_hook_checker_rejects_typical_mistakes(answer, hint):
+    assert_rejected(ch03.check_mix_with_hook, answer, hint)
+
+
+def test_mixing_by_hand_is_right_but_not_what_the_exercise_asks():
+    feedback = assert_rejected(ch03.check_mix_with_hook, mwh_by_hand, "never registered a hook")
+    assert feedback.stage == 0  # answered in full, not counted as a wrong answer
+
+
+# --- the chapter's exercise 3: drawing the layer with weights ----------------------------------------
+
+
+def weighted_layer(eligible, weights, generator):
+    i = int(torch.multinomial(torch.tensor(weights), 1, generator=generator))
+    return eligible[i]
+
+
+def wl_inverse_cdf(eligible, weights, generator):  # another right way: accepted
+    w = torch.tensor(weights, dtype=torch.float64)
+    u = torch.rand((), generator=generator, dtype=torch.float64)
+    return eligible[int((torch.cumsum(w, 0) / w.sum() <= u).sum())]
+
+
+def wl_uniform(eligible, weights, generator):
+    return eligible[int(torch.randint(len(eligible), (), generator=generator))]
+
+
+def wl_off_by_one(eligible, weights, generator):
+    i = int(torch.multinomial(torch.tensor(weights), 1, generator=generator))
+    return eligible[i - 1]
+
+
+def wl_global_rng(eligible, weights, generator):
+    return eligible[int(torch.multinomial(torch.tensor(weights), 1))]
+
+
+def wl_unnormalised(eligible, weights, generator):
+    u = torch.rand((), generator=generator)
+    return eligible[int((torch.cumsum(torch.tensor(weights), 0) <= u).sum())]
+
+
+def wl_softmax(eligible, weights, generator):
+    p = torch.softmax(torch.tensor(weights), 0)
+    return eligible[int(torch.multinomial(p, 1, generator=generator))]
+
+
+def wl_position(eligible, weights, generator):
+    return int(torch.multinomial(torch.tensor(weights), 1, generator=generator))
+
+
+def wl_reseeded(eligible, weights, generator):
+    generator.manual_seed(0)
+    return weighted_layer(eligible, weights, generator)
+
+
+def wl_library(eligible, weights, generator):
+    from mixlib.manifold import mlp
+
+    return mlp(2, [2] * max(eligible), 2, eligible_layers=eligible).sample_layer(generator)
+
+
+def test_weighted_layer_reference_passes_and_the_library_is_a_shortcut():
+    assert ch03.check_sample_weighted_layer(weighted_layer)
+    assert ch03.check_sample_weighted_layer(wl_inverse_cdf, strict=True).passed
+    assert_shortcut(ch03.check_sample_weighted_layer, wl_library, "mixlib.manifold.StagedNet.sample_layer")
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (wl_uniform, "ignores the weights"),
+        (wl_off_by_one, "off by one position"),
+        (wl_global_rng, "never drew from `generator`"),
+        (wl_unnormalised, "without dividing by their total"),
+        (wl_softmax, "softmax"),
+        (wl_position, "positions in the tuple"),
+        (wl_reseeded, "same layer"),
+        (lambda e, w, g: float(weighted_layer(e, w, g)), "Python int"),
+    ],
+)
+def test_weighted_layer_checker_rejects_typical_mistakes(answer, hint):
+    assert_rejected(ch03.check_sample_weighted_layer, answer, hint)
