@@ -68,6 +68,7 @@ class Exercise:
     label: str
     title: str
     stub: str | None = None                                   # the indented stub, dedented
+    follow_up: str = ""                                       # "Then use it on ..." / "answer in words"
     solution_code: list[str] = field(default_factory=list)    # code cells of its solution
 
 
@@ -270,6 +271,33 @@ def stub_cell_source(exercise: Exercise, imports: dict[str, tuple[str, str | Non
 
 # --------------------------------------------------------------------------- notebook
 
+FOLLOW_UP = re.compile(r"(?:^|(?<=[.?!)]\s))(Then\b[^\n]*?(?:[.?!](?=\s|$)|$)(?:\s+[A-Z][^\n]*?[.?!](?=\s|$))*)",
+                       re.DOTALL)
+
+
+def follow_up(body: str) -> str:
+    """The part of an exercise that comes after the function: "Then use it on ...", "Then answer in words ..."."""
+    text = re.sub(r"\s+", " ", re.sub(r"^[ \t]*:[\w-]+:.*$", "", body.replace(YOUR_TURN, ""), flags=re.MULTILINE))
+    text = re.sub(r"[`:]{3,}\{?[\w:-]*\}?", " ", text)
+    found = FOLLOW_UP.search(text)
+    return found.group(1).strip() if found else ""
+
+
+def follow_up_cells(ex: Exercise) -> list[nbformat.NotebookNode]:
+    """A cell for the "Then ..." part of an exercise, and one for the answer in words, so both have a place."""
+    if not ex.follow_up:
+        return []
+    prompt = nbformat.v4.new_markdown_cell(
+        f"**{ex.title}: after the function.** {ex.follow_up} Use the code cell below, then write what you "
+        "found in the answer cell under it (double-click it to edit).")
+    code = nbformat.v4.new_code_cell(f"# {ex.title}: the next step (use your function from the cell above)\n")
+    answer = nbformat.v4.new_markdown_cell("*Your answer, in words:* ...")
+    for cell, name in ((prompt, "then"), (code, "then-code"), (answer, "then-answer")):
+        cell.id = _cell_id(f"{name}-{ex.label}")
+    answer.metadata["mixlib"] = {"answer": ex.label}
+    return [prompt, code, answer]
+
+
 def _cell_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", text)[:64]
 
@@ -298,6 +326,7 @@ def student_notebook(source: Path | str, runtime_note: str | None = None) -> nbf
             cell = nbformat.v4.new_code_cell(stub_cell_source(ex, imports))
             cell.id = _cell_id("stub-" + ex.label)
             out.append(cell)
+            out.extend(follow_up_cells(ex))
         pending.clear()
 
     for cell in nb.cells:
@@ -319,6 +348,7 @@ def student_notebook(source: Path | str, runtime_note: str | None = None) -> nbf
             body, stub = _split_stub(kept[start:end])
             ex = exercises.setdefault(label, Exercise(label, title))
             ex.stub = stub
+            ex.follow_up = follow_up(body)
             pieces.append((kept[pos:start] + body, ex))
             pos = end
         pieces.append((kept[pos:], None))

@@ -299,3 +299,24 @@ def test_a_citation_reads_as_author_and_year():
         student._as_on_the_site("{prf:ref}`thm-nowhere`", numbers, bib, [], "test")
     with pytest.raises(ValueError, match="not in references.bib"):
         student._as_on_the_site("{cite:p}`nobody2099`", numbers, bib, [], "test")
+
+
+def test_a_then_part_gets_its_own_cells():
+    """ "Then use it on ..." and "answer in words" have a code cell and an answer cell of their own."""
+    nb = student.student_notebook(next(p for p in CHAPTERS if p.name.startswith("01_")))
+    ids = [c.get("id", "") for c in nb.cells]
+    stub = ids.index(student._cell_id("stub-ex-ch01-segment"))
+    parts = ("then", "then-code", "then-answer")
+    assert ids[stub + 1:stub + 4] == [student._cell_id(f"{k}-ex-ch01-segment") for k in parts]
+    assert "opposite classes" in nb.cells[stub + 1].source and nb.cells[stub + 2].cell_type == "code"
+    text = "Then use it on pairs: how sure is it?"
+    assert student.follow_up(f"Write `f(x)`. {text} ") == text
+    assert student.follow_up("Write `f(x)` and return it.") == ""
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_the_student_edition_does_not_point_to_solutions_it_lacks(chapter):
+    nb = student.student_notebook(chapter)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown").lower()
+    for phrase in ("see the solution", "the solution below", "in the solution", "solution above"):
+        assert phrase not in text, f"{chapter.stem}: the student edition mentions '{phrase}'"
