@@ -44,7 +44,9 @@ CHAPTERS = ROOT / "chapters"
 INSTALL_LINE = (
     "**Student edition.** To run it you need `mixlib`. From the chapter's zip on the website: "
     "`pip install \"mixlib-*.whl[notebooks]\"` next to this file (its `README.txt` has the five steps). "
-    "In the course's folder (the course download, or a clone): `make lab`, or `pip install -e .` there."
+    "In the course's folder (the course download, or a clone): `make lab`, or `pip install -e .` there. "
+    "Open it in JupyterLab with the `jupyterlab-myst` extension (both routes install it): other notebook "
+    "viewers show the exercise boxes and equations as raw text."
 )
 YOUR_TURN = ("Write your answer in the code cell below this box and run it: "
              "the checker replies under the cell.")
