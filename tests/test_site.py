@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import SITE
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -80,22 +82,117 @@ CHAPTERS = [p for p in PAGES if p.startswith("chapters/") and (SITE / p).exists(
             and (SITE / "_sources" / p.replace(".html", ".ipynb")).exists()]
 
 
-@pytest.mark.parametrize("page_path", CHAPTERS)
-def test_solutions_are_hidden_until_clicked(browser, site_url, page_path):  # noqa: F811
-    page, _ = visit(browser, site_url + page_path)
+def _offline_theme():
+    """The book's local Sphinx extension _ext/offline_theme.py, imported from its file."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("offline_theme", ROOT / "_ext" / "offline_theme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_solution_titles_become_plain_text_with_a_small_link_back():
+    """The rewrite of sphinx-exercise's solution titles, on the HTML it writes (no build needed)."""
+    ext = _offline_theme()
+    dropdown = ('<div class="solution dropdown admonition" id="s1">\n\n<p class="admonition-title">Solution to'
+                '<a class="reference internal" href="#ex-1"> Exercise 4.1 (The map <span class="math">\\(F\\)</span>)'
+                '</a></p>\n<section id="solution-content">')
+    assert ext.solution_titles_open_solutions(dropdown) == (
+        '<div class="solution dropdown admonition" id="s1">\n\n<p class="admonition-title">Solution to '
+        'Exercise 4.1 (The map <span class="math">\\(F\\)</span>) <a class="reference internal solution-backlink" '
+        'href="#ex-1">back to the exercise</a></p>\n<section id="solution-content">')
+    # a solution shown open (no dropdown) keeps its title; a title of another shape is left alone
+    shown = dropdown.replace("solution dropdown admonition", "solution admonition")
+    assert ext.solution_titles_open_solutions(shown) == shown
+    odd = dropdown.replace("</a></p>", "</a> (odd)</p><p>x</p><a class='y'>z</a></p>")
+    assert ext.solution_titles_open_solutions(odd) == odd
+
+
+def test_printed_tables_are_told_from_other_printed_lines():
+    ext = _offline_theme()
+    table = "method        difference [95 %]  verdict\nERM vs mixup  +0.01 [0.0, 0.02]      same\nfooter line\n"
+    assert ext.is_text_table(table)
+    assert not ext.is_text_table("ERM: final training loss 0.0003\nmixup: final training loss 0.2\n")
+    assert not ext.is_text_table("one line  with  gaps\n")
+    assert not ext.is_text_table("StagedNet(\n  (layers): ModuleList(\n    (0): Linear(in=2, out=16)\n  )\n)\n")
+    out = ('<div class="output stream highlight-myst-ansi notranslate"><div class="highlight"><pre>'
+           '<span></span>{}</pre></div>')
+    assert ext.mark_text_tables(out.format(table)) == out.format(table).replace("<pre>", '<pre class="text-table">')
+    assert ext.mark_text_tables(out.format("a long line of prose\n")) == out.format("a long line of prose\n")
+
+
+# The viewport points at the middle of each line of a solution title's words: its own text, and
+# text in any element in it, except the toggle button and the small link back to the exercise.
+_TITLE_WORD_POINTS = """title => {
+    const points = [];
+    const walker = document.createTreeWalker(title, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!node.textContent.trim() || node.parentElement.closest('button, a.solution-backlink')) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        for (const r of range.getClientRects()) {
+            if (r.width > 4) points.push([r.left + r.width / 2, r.top + r.height / 2]);
+        }
+    }
+    return points;
+}"""
+
+
+# Every chapter has exercises with solutions; a "Going further" page may have none.
+_WITH_SOLUTIONS = [p for p in CHAPTERS
+                   if not p.startswith("chapters/further/") or 'class="solution' in (SITE / p).read_text()]
+
+
+@pytest.mark.parametrize("page_path", _WITH_SOLUTIONS)
+def test_solutions_are_hidden_until_their_title_is_tapped(browser, site_url, page_path):  # noqa: F811
+    """On a phone, a tap on any word of a solution's title opens (and a second tap closes) the
+    solution without moving the page; the link back to the exercise is a small separate element."""
+    page, _ = visit(browser, site_url + page_path, width=PHONE)
     try:
         solutions = page.locator("div.solution.dropdown")
-        assert solutions.count() >= 2, f"{page_path}: expected exercise solutions, found {solutions.count()}"
+        expected = 1 if page_path.startswith("chapters/further/") else 2
+        assert solutions.count() >= expected, f"{page_path}: expected exercise solutions, found {solutions.count()}"
         for i in range(solutions.count()):
             solution = solutions.nth(i)
+            title = solution.locator(":scope > .admonition-title")
             body = solution.locator("section").first
-            solution.scroll_into_view_if_needed()
+            title.evaluate("e => e.scrollIntoView({block: 'center'})")   # clear of the sticky header
             assert not body.is_visible(), f"{page_path}: solution {i + 1} is visible before it is clicked"
-            # the reader's control: the toggle button drawn in the title (the title text itself
-            # is mostly a link back to the exercise)
-            solution.locator(".admonition-title button.toggle-button").first.click()
-            body.wait_for(state="visible", timeout=3000)
-            assert body.is_visible(), f"{page_path}: solution {i + 1} did not open when clicked"
+            where = f"{page_path}: solution {i + 1} ({title.inner_text().splitlines()[0]!r})"
+            points = title.evaluate(_TITLE_WORD_POINTS)
+            assert points, f"{where}: no words in its title"
+            for n, (x, y) in enumerate(points):
+                before = page.evaluate("[window.scrollY, location.hash]")
+                page.mouse.click(x, y)
+                page.wait_for_timeout(50)
+                should_open = n % 2 == 0
+                try:
+                    body.wait_for(state="visible" if should_open else "hidden", timeout=3000)
+                except PlaywrightTimeout:
+                    pass
+                action = "open" if should_open else "close"
+                assert body.is_visible() == should_open, (
+                    f"{where}: a tap on its title at ({x:.0f}, {y:.0f}) did not {action} it")
+                after = page.evaluate("[window.scrollY, location.hash]")
+                assert after == before, f"{where}: a tap on its title moved the page from {before} to {after}"
+            # the link back to the exercise: small, separate, and it leads to the exercise
+            link = title.locator("a.solution-backlink")
+            assert link.count() == 1, f"{where}: no link back to the exercise in its title"
+            link_box, title_box = link.bounding_box(), title.bounding_box()
+            assert link_box["width"] * link_box["height"] < 0.25 * title_box["width"] * title_box["height"], (
+                f"{where}: the link back to the exercise covers much of the title")
+            target = link.get_attribute("href")
+            assert target.startswith("#") and page.locator(f"div.exercise{target}").count() == 1, (
+                f"{where}: the link back leads to {target!r}, not to an exercise on the page")
+        link = solutions.first.locator("a.solution-backlink")
+        opened = solutions.first.locator("section").first.is_visible()
+        link.click()
+        page.wait_for_function("h => location.hash === h", arg=link.get_attribute("href"), timeout=3000)
+        assert solutions.first.locator("section").first.is_visible() == opened, (
+            f"{page_path}: following the link back to the exercise opened or closed the solution")
     finally:
         page.close()
 
@@ -117,12 +214,32 @@ def test_notebook_download_is_a_valid_notebook(browser, site_url, page_path):  #
         page.close()
 
 
-def test_search_finds_manifold(browser, site_url):  # noqa: F811
-    page, record = visit(browser, site_url + "search.html?q=manifold", settle_ms=300)
+# The snippets under the search results, once every result that gets one has it.
+_SEARCH_SNIPPETS = """() => {
+    const items = [...document.querySelectorAll('#search-results ul.search li')];
+    // a page's result gets a snippet (p.context); an API object's result gets its description (span)
+    if (!items.length || !items.every(li => li.querySelector('p.context, span'))) return null;
+    return items.map(li => [li.querySelector('a').textContent, li.querySelector('p.context')?.textContent])
+                .filter(([, snippet]) => snippet !== undefined);
+}"""
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_search_finds_manifold_and_shows_text_around_it(browser, site_url, width):  # noqa: F811
+    """Search finds several pages, and each page's snippet is text from the page, not its table
+    of contents (which the theme prints before the article)."""
+    page, record = visit(browser, site_url + "search.html?q=manifold", settle_ms=300, width=width)
     try:
         results = page.locator("#search-results ul.search li")
         results.first.wait_for(timeout=10_000)
         assert results.count() >= 2, "searching for 'manifold' should find several pages"
+        snippets = page.wait_for_function(_SEARCH_SNIPPETS, timeout=15_000).json_value()
+        assert len(snippets) >= 3, f"expected snippets under the pages found, got {snippets}"
+        for title, snippet in snippets:
+            numbers = re.findall(r"\b\d+\.\d+\.(?:\d+\.)? [A-Z]", snippet)
+            assert "Contents" not in snippet and len(numbers) < 3, (
+                f"the snippet under {title!r} is the page's table of contents: {snippet!r}")
+            assert "manifold" in snippet.lower(), f"the snippet under {title!r} does not show the word: {snippet!r}"
         assert not record.console_errors and not record.external_requests
     finally:
         page.close()
@@ -172,8 +289,12 @@ def test_figures_stay_readable_in_both_themes(browser, site_url, mode):  # noqa:
 
 
 # Measures every display formula, its equation number (Sphinx's span.eqno, or MathJax's own
-# tag) and every table against the text column. Returns a list of problems, one string each.
-_MEASURE_MATHS_AND_TABLES = """(phone) => {
+# tag), every inline formula and every table against the text column, and checks that every box
+# in the article that scrolls sideways shows a scroll cue (its hidden side fades: a CSS mask) and
+# that no other box does. Returns a list of problems, one string each.
+_MEASURE_MATHS_AND_TABLES = """async (phone) => {
+    // the cues follow layout changes (MathJax, fonts) within a frame: let them settle
+    for (let i = 0; i < 3; i++) await new Promise(requestAnimationFrame);
     const column = document.querySelector('article').getBoundingClientRect();
     const out = [];
     const text = (el) => el.textContent.replace(/\\s+/g, ' ').trim().slice(0, 60);
@@ -202,6 +323,16 @@ _MEASURE_MATHS_AND_TABLES = """(phone) => {
             }
         }
     }
+    for (const box of document.querySelectorAll('article mjx-container:not([display="true"])')) {
+        // an inline formula cannot break: one wider than its paragraph must scroll in its own box
+        const r = box.getBoundingClientRect();
+        let block = box.parentElement;
+        while (getComputedStyle(block).display.startsWith('inline')) block = block.parentElement;
+        const room = block.getBoundingClientRect().right - parseFloat(getComputedStyle(block).paddingRight);
+        if (r.width > 0 && r.right > room + 1) {
+            out.push(`inline formula sticks out of its paragraph by ${Math.round(r.right - room)}px: ${text(box)}`);
+        }
+    }
     for (const table of document.querySelectorAll('article table')) {
         // a wide table may scroll inside a container of the column's width, never widen the page
         let frame = table;
@@ -209,6 +340,18 @@ _MEASURE_MATHS_AND_TABLES = """(phone) => {
         const r = (frame === document.body ? table : frame).getBoundingClientRect();
         if (r.right > column.right + 1 || r.left < column.left - 1) {
             out.push(`table ${Math.round(table.getBoundingClientRect().width)}px: ${text(table)}`);
+        }
+    }
+    const masked = (el) => [getComputedStyle(el).maskImage, getComputedStyle(el).webkitMaskImage]
+        .some(m => m && m.includes('gradient'));
+    for (const el of document.querySelectorAll('article *:not(mjx-container *)')) {
+        if (!scrolls(el) || el.clientWidth === 0) continue;
+        const hidden = el.scrollWidth - el.clientWidth > 1;
+        const what = `${el.tagName.toLowerCase()}.${[...el.classList].join('.')}`;
+        if (hidden && !masked(el)) {
+            out.push(`${what} scrolls sideways (${el.scrollWidth}px in ${el.clientWidth}px) with no cue: ${text(el)}`);
+        } else if (!hidden && masked(el)) {
+            out.push(`${what} fits its box but fades as if it scrolled: ${text(el)}`);
         }
     }
     if (document.documentElement.scrollWidth > window.innerWidth + 1) {
@@ -222,7 +365,7 @@ _MEASURE_MATHS_AND_TABLES = """(phone) => {
 @pytest.mark.parametrize("page_path", PAGES)
 def test_display_maths_and_tables_fit_the_text_column(browser, site_url, page_path, width):  # noqa: F811
     """Every formula fits the column (on a phone, a long one scrolls in its own box) and no
-    equation number covers any part of its formula."""
+    equation number covers any part of its formula; whatever scrolls sideways shows a cue."""
     require_page(page_path)
     page, _ = visit(browser, site_url + page_path, width=width)
     try:
@@ -230,6 +373,69 @@ def test_display_maths_and_tables_fit_the_text_column(browser, site_url, page_pa
                                timeout=10_000)
         problems = page.evaluate(_MEASURE_MATHS_AND_TABLES, width == PHONE)
         assert not problems, f"{page_path} at {width}px: {problems}"
+    finally:
+        page.close()
+
+
+# Scrolls ``box`` to its start, middle and end; at each, which sides are marked as hiding more
+# (the classes _static/book.js sets) and whether the box is faded (the CSS mask they select).
+_SCROLL_CUE_STATES = """async (box) => {
+    const frame = () => new Promise(requestAnimationFrame);
+    const end = box.scrollWidth - box.clientWidth;
+    const states = {hidden: end};
+    for (const [name, left] of [['start', 0], ['middle', end / 2], ['end', end]]) {
+        box.scrollLeft = left;
+        for (let i = 0; i < 3; i++) await frame();
+        const style = getComputedStyle(box);
+        states[name] = [box.classList.contains('scroll-more-left'), box.classList.contains('scroll-more-right'),
+                        [style.maskImage, style.webkitMaskImage].some(m => m && m.includes('gradient'))];
+    }
+    const cells = box.querySelectorAll('th');
+    if (cells.length) {
+        // at the end, the last column is in view
+        const last = cells[cells.length - 1].getBoundingClientRect(), r = box.getBoundingClientRect();
+        states.lastColumnInView = last.left >= r.left - 1 && last.right <= r.right + 1;
+    }
+    states.whiteSpace = getComputedStyle(box).whiteSpace;
+    return states;
+}"""
+
+# (page, scroll box, text it holds): the widest formula of chapter 4, chapter 6's verdict table
+# (printed text) and the status page's table of notebook runs.
+_WIDE_BOXES = [
+    ("chapters/04_gradient_expansion.html", "div.math > mjx-container", ""),
+    ("chapters/06_why_does_it_work.html", "div.cell_output pre", "p (differ)"),
+    ("chapters/status.html", ".pst-scrollable-table-container", "Run Time"),
+]
+
+
+@pytest.mark.parametrize(("page_path", "selector", "holding"), _WIDE_BOXES, ids=[p for p, _, _ in _WIDE_BOXES])
+def test_wide_formulas_and_tables_scroll_with_a_cue_on_a_phone(browser, site_url, page_path, selector, holding):  # noqa: F811
+    """At 390 px a formula or table wider than the column scrolls in its own box; the side where
+    more is hidden fades, and the cue follows the scrolling: right at the start, both sides in
+    the middle, left at the end. A printed table keeps its lines whole."""
+    require_page(page_path)
+    page, _ = visit(browser, site_url + page_path, width=PHONE)
+    try:
+        page.wait_for_function("() => !document.querySelector('div.math:not(:has(mjx-container))')",
+                               timeout=10_000)
+        boxes = page.locator(f"article {selector}:visible")
+        if holding:
+            boxes = boxes.filter(has_text=holding)
+        assert boxes.count() >= 1, f"{page_path}: no {selector} holding {holding!r}"
+        widest = max(range(boxes.count()), key=lambda i: boxes.nth(i).evaluate("e => e.scrollWidth - e.clientWidth"))
+        box = boxes.nth(widest)
+        box.evaluate("e => e.scrollIntoView({block: 'center'})")
+        where = f"{page_path} at {PHONE}px: {selector} " + repr(box.evaluate(
+            "e => e.textContent.replace(/\\s+/g, ' ').trim().slice(0, 50)"))
+        states = box.evaluate(_SCROLL_CUE_STATES)
+        assert states["hidden"] > 1, f"{where} fits its column ({states}); this test expects one that does not"
+        assert states["start"] == [False, True, True], f"{where}: at its start, no cue on the right: {states}"
+        assert states["middle"] == [True, True, True], f"{where}: in the middle, no cue on both sides: {states}"
+        assert states["end"] == [True, False, True], f"{where}: at its end, no cue on the left only: {states}"
+        assert states.get("lastColumnInView", True), f"{where}: scrolled to its end, its last column is not in view"
+        if selector.endswith("pre"):
+            assert states["whiteSpace"] == "pre", f"{where}: a printed table wraps its lines ({states['whiteSpace']})"
     finally:
         page.close()
 
