@@ -65,12 +65,17 @@ SHORTCUTS = [
      "mixlib.flatness.flattening_summary"),
     (ch03.check_mix_hidden, lambda model, x, layer, lam, perm: model.forward_mixed(x, layer, lam, perm),
      "mixlib.manifold.StagedNet.forward_mixed"),
+    (ch03.check_effective_rank, lambda h, y: how_many_directions(h, y, measure="effective_rank"),
+     "mixlib.flatness.class_dimension"),
+    (ch03.check_mix_with_hook, lambda seq, x, layer, lam, perm: mix_at_layer(seq, x, layer, lam, perm),
+     "mixlib.manifold.mix_at"),
+    (ch03.check_sample_weighted_layer, lambda e, w, gen: ch03._layer_probabilities(e, w) and e[0],
+     "mixlib.exercises.ch03._layer_probabilities"),
     # chapter 4: the library function passed as the answer itself, by name, through its module
     (ch04.check_mixing_constant, mixing_constant, "mixlib.gradients.mixing_constant"),
     (ch04.check_mixing_constant, lambda alpha: gradients.mixing_constant(alpha), "mixlib.gradients.mixing_constant"),
-    (ch04.check_expected_loss, lambda e, alpha: float(terms_loss(-e[:, None], torch.zeros_like(e)[:, None], 0.5,
-                                                                 None, "expected", None, alpha)),
-     "mixlib.recipe.terms_loss"),
+    (ch04.check_expected_loss_others, lambda e, alpha: ch04._expected_others(e, alpha),
+     "mixlib.exercises.ch04._expected_others"),
     # chapter 5: a library loss, and the checker's own answer key
     (ch05.check_mixed_logit_ce, lambda z, z2, a, b, lam: float(mixed_cross_entropy(
         (lam * z + (1 - lam) * z2)[None], torch.tensor([a]), torch.tensor([b]), lam)),
@@ -135,16 +140,39 @@ def mixed_logit_ce_with_one_hot(logits, logits2, label, label2, lam):
     return float(-(target * torch.log_softmax(lam * logits + (1 - lam) * logits2, dim=0)).sum())
 
 
+def mixup_by_rows(x, y, lam, perm):  # one weight per example, or one for the batch
+    def mix(t):
+        w = torch.as_tensor(lam, dtype=t.dtype)
+        w = w.reshape(-1, *[1] * (t.dim() - 1)) if w.dim() else w
+        return w * t + (1 - w) * t[perm]
+
+    return mix(x), mix(y)
+
+
 def mix_hidden_by_hand(model, x, layer, lam, perm):  # StagedNet's own features and forward_from are fine
     h = model.features(x, layer)
     return model.forward_from(lam * h + (1 - lam) * h[perm], layer)
+
+
+def mix_at_layer(seq, x, layer, lam, perm):
+    with mixlib.manifold.mix_at(seq, str(layer - 1), lam, perm):
+        return seq(x)
+
+
+def mix_with_hook_and_library_mixing(seq, x, layer, lam, perm):  # mixing.mix is only the arithmetic: fine
+    handle = seq[layer - 1].register_forward_hook(lambda module, inputs, out: mixing.mix(out, lam, perm))
+    try:
+        return seq(x)
+    finally:
+        handle.remove()
 
 
 @pytest.mark.parametrize(("check", "answer"), [
     (ch07.check_class_dimension, class_dim),
     (ch05.check_mixed_logit_ce, mixed_logit_ce_with_one_hot),
     (ch03.check_mix_hidden, mix_hidden_by_hand),
-    (ch02.check_mixup_batch, lambda x, y, lam, perm: (lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm])),
+    (ch03.check_mix_with_hook, mix_with_hook_and_library_mixing),
+    (ch02.check_mixup_batch, mixup_by_rows),
     (ch04.check_mixing_constant, lambda alpha: alpha / (2 * (2 * alpha + 1))),
 ])
 def test_a_hand_written_answer_that_uses_other_library_code_passes(check, answer):
@@ -152,7 +180,7 @@ def test_a_hand_written_answer_that_uses_other_library_code_passes(check, answer
 
 
 def test_every_exercise_declares_its_shortcuts_and_a_nudge():
-    assert len(CHECKS) == 22
+    assert len(CHECKS) == 25
     nudges = set()
     for check in CHECKS:
         shortcuts = ex.shortcuts_of(check)

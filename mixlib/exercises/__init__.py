@@ -8,36 +8,75 @@ so a wrong solution breaks the build). One module per chapter:
 ``from mixlib.exercises import ch01``.
 
 Every checker is built with :func:`checker` and calls the learner's function only through
-:func:`call`, which gives these guarantees:
+:func:`call`, which gives the guarantees below. They hold against honest mistakes and habits
+(a checker cannot be fooled or broken by accident) and against the easy tricks (a tensor that
+says it equals everything, a patched ``math.isclose``, a disarmed timer); what a deliberate
+attacker can still do is listed at the end.
 
 - **A time limit.** Each call of the learner's function may run for ``time_limit`` seconds
   (:data:`TIME_LIMIT` by default; every checker takes ``time_limit=``), and all the calls of one
   check together for :data:`CHECK_TIME_LIMIT`. The timer stops even ``while True: pass``, and
   stops again a function that catches the time-out once (``mixlib.exercises.runner`` says how,
-  thread by thread and platform by platform). One long operation in C (a huge matrix product)
-  is interrupted only when it returns, and a loop that swallows every exception forever
-  (``while True: try: ... except: pass``) cannot be stopped from inside the process, not even
-  by the notebook's stop button. After a time-out the kernel is usable as before.
+  thread by thread and platform by platform); a watchdog thread beside the ``SIGALRM`` timer stops
+  a function that blocks or ignores ``SIGALRM``, replaces its handler or disarms the timer (and
+  what it did is put back). One long operation in C (a huge matrix product or decomposition) is
+  interrupted only when it returns: the hint then says "one long operation" and gives the real
+  time it ran. A loop that swallows every exception forever (``while True: try: ... except:
+  pass``) cannot be stopped from inside the process, not even by the notebook's stop button.
+  After a time-out the kernel is usable as before.
 - **Every failure answered.** Any exception, ``SystemExit`` included, becomes a failing
-  feedback naming the exception and the line of the learner's code it came from. Only a
-  ``KeyboardInterrupt`` (the notebook's stop button) passes through. A function that still
-  raises ``NotImplementedError``, or whose body is still only ``...`` or ``pass`` (the stub),
-  gets "Not attempted yet: ..." (a failing feedback; ``strict=True`` raises).
+  feedback naming the exception and the line of the learner's code it came from, in the
+  learner's function, in a method of what it returned, or in its code that the checker runs
+  later (an autograd hook while the checker differentiates). Only a ``KeyboardInterrupt`` (the
+  notebook's stop button) passes through. Autograd's errors that a habit explains get their own
+  hint: ``.backward()`` inside the function ("backward through the graph a second time"), an
+  in-place change of a tensor autograd saved. A function that still raises
+  ``NotImplementedError``, or whose body is still only ``...`` or ``pass`` (the stub), gets "Not
+  attempted yet: ..." (a failing feedback; ``strict=True`` raises).
+- **Plain values compared.** What the function returns is converted inside the time limit
+  (:func:`runner.plain`): a tensor subclass becomes a plain tensor (its ``__torch_function__``
+  never runs, so it cannot answer ``allclose`` with ``True``), subclasses of ``float``, ``tuple``,
+  ``dict`` and the like become the built-in type, another real number becomes a ``float`` through
+  its ``__float__`` (a loop or an exit there is stopped or answered), and any other object a
+  stand-in with its type's name. No code of the learner's runs while the checker compares.
+- **Functions and modules as they were.** The comparison functions the checkers use
+  (``math.isclose``, ``torch.allclose``, NumPy's, the built-ins, the methods of ``torch.Tensor``)
+  are bound when ``mixlib.exercises`` is imported, and a check runs with those even if the
+  notebook replaced them before (the verdict says so). A function that replaces or removes a
+  library function, a method of ``torch.Tensor`` or ``nn.Module``, a global of a ``mixlib``
+  module (a checker's reference included), or the code of a ``mixlib`` function, during its call
+  or in code the checker runs later, gets "❌ Not yet — your function changed `math.isclose`"
+  and everything is put back, so the notebook's own asserts work afterwards. A library imported
+  for the first time during the call may wrap its own functions (``torch._dynamo`` wraps
+  ``torch.manual_seed``): a replacement written in a library's file is left alone.
 - **References first, copies to the learner.** Checkers compute their reference answers before
   they call the learner's function, and :func:`call` hands it deep copies of tensors, arrays,
   models and containers (``torch.Generator`` arguments are passed as they are: drawing from
   them is the point). A function that changes an argument in place, or a model's parameters,
   is rejected with a hint, and cannot corrupt the reference.
-- **Global state restored.** After each call: the default dtype, the default device, grad mode,
-  anomaly detection, deterministic-algorithm mode, the number of threads and the warning
-  filters. After the whole check, also the random number generators (torch on the CPU and,
-  if initialised, on CUDA; NumPy's global one; Python's ``random``). A check leaves no trace.
+- **Global state restored, and named.** After each call (:class:`runner.State`): torch's default
+  dtype and device, grad, anomaly and deterministic-algorithm modes, threads, autocast, float32
+  matmul precision, backend flags, print options, function and dispatch modes left active and
+  saved-tensor hooks; NumPy's print options and ``np.seterr``; the recursion limit, the signal
+  handlers (``SIGINT``: the stop button) and the signal mask, the working directory,
+  ``os.environ``, ``sys.path``, ``sys.stdout``, Python's hooks, trace and profile functions,
+  garbage collection; and the warning filters. The verdict names what the function changed
+  ("Your function also changed the recursion limit; the checker put it back"), and what could
+  not be put back (inference mode left on): a right answer still passes. After the whole check,
+  also the random number generators (torch on the CPU and, if initialised, on CUDA; NumPy's
+  global one; Python's ``random``).
 - **Numbers are numbers.** Wherever a number is asked, a Python ``int`` or ``float``, a NumPy
   scalar, a one-element array or tensor (0-d included, on any device, of any real dtype) is
   accepted; results are compared on the CPU in float64.
 - **Quiet.** What the learner's function prints (stdout and stderr) is captured; the
   feedback shows its first few lines and says how many were left out.
-- **Honest hints.** A hint never reveals the expected value of the quantity asked for.
+- **Honest hints.** A hint never reveals the expected value of the quantity asked for, and no
+  reply depends on how close a wrong value is to the right one beyond the checker's tolerance, so
+  trying values and reading the replies leads nowhere: an estimate is named by what the function
+  did (it drew random numbers: "a Monte Carlo estimate", :func:`estimate_hint`) or returned (a
+  rounded number), not by being near the answer. The one exception is :func:`float32_hint`: when
+  the inputs were float64 and the function returned float32 numbers within float32 rounding
+  (:data:`FLOAT32_RTOL`) of the answer, it asks "did you compute in float32?".
 - **No library shortcut.** Each checker declares the functions that compute its answer: the
   ``mixlib`` functions that do (``mixlib.flatness.class_dimension`` for the class dimension) and
   the checker module's own reference helpers (private, with a leading underscore). If the
@@ -57,6 +96,17 @@ Every checker is built with :func:`checker` and calls the learner's function onl
   ``return``) are answered in full at once and leave the count alone. ``strict=True`` (the
   book's solution cells) gives the whole hint, formula included, and neither counts nor resets.
   :func:`reset_hints` forgets the count and :func:`hint_stage` pins the stage (for tests).
+
+What a deliberate attacker can still do: the learner's code runs in the checker's own process,
+with the checker's privileges. It can read the expected values from the checker's stack frames
+(``sys._getframe``) or from memory (``gc``, ``ctypes``), edit the checker's modules or files
+before the check starts (only the comparison functions above are bound at import), leave a
+thread running that patches things after the check, patch what is not watched (a method of a
+class outside ``mixlib``, ``torch.Tensor`` and ``nn.Module``, an attribute of an object rather
+than of a module), replace a function with another library's function during an import, swallow
+every exception in a loop, or narrow the answer down through the float32 hint (a window of
+``FLOAT32_RTOL`` around it, open only to float32 numbers). Only a separate process could stop
+that; these checkers are feedback for learning, not an exam.
 """
 
 from __future__ import annotations
@@ -67,7 +117,6 @@ import importlib
 import math
 import numbers
 import re
-import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -81,9 +130,10 @@ import torch
 from . import runner
 
 __all__ = [
-    "CHECK_TIME_LIMIT", "TIME_LIMIT", "ExerciseFailed", "Feedback", "as_float", "as_tensor", "call",
-    "check_callable", "checker", "diagnose", "finish", "float_note", "form_hint", "given_arguments", "hint",
-    "hint_stage", "passed", "prefixed", "reset_hints", "shortcuts_of", "staged",
+    "CHECK_TIME_LIMIT", "FLOAT32_RTOL", "TIME_LIMIT", "ExerciseFailed", "Feedback", "as_float", "as_tensor", "call",
+    "check_callable", "checker", "diagnose", "estimate_hint", "finish", "float32_hint", "float_note", "form_hint",
+    "given_arguments", "hint", "hint_stage", "looks_rounded", "passed", "prefixed", "reset_hints", "shortcuts_of",
+    "staged",
 ]
 
 #: Seconds one call of the learner's function may run (generous for two slow CPU cores).
@@ -239,8 +289,8 @@ def _mutation_hint(name: str, kind: str) -> Feedback:
 
 def _where(exc: BaseException, answer: Callable[..., Any]) -> str:
     """' (line N of f)' for the deepest frame of the learner's own code, if there is one."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    code = getattr(answer, "__code__", None)
+    frames = traceback.extract_tb(BaseException.__traceback__.__get__(exc))
+    code = runner._code_of(answer)
     mine = [f for f in frames if code is not None and f.filename == code.co_filename]
     own = {__file__.removesuffix("c"), runner.__file__.removesuffix("c")}  # the checker's machinery
     chosen = mine[-1] if mine else next((f for f in reversed(frames) if f.filename not in own), None)
@@ -249,26 +299,115 @@ def _where(exc: BaseException, answer: Callable[..., Any]) -> str:
     return f" (line {chosen.lineno} of {chosen.name})"
 
 
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)`` on one line, at most 300 characters: run under a time limit, since an exception class of
+    the learner's can define ``__str__`` (empty if that fails)."""
+    timer: dict[str, Any] = {}
+    try:
+        text = runner.run_limited(lambda: str.__str__(str(exc)), (), {}, 1.0, timer)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        text = None
+    text = " ".join((text or "").split())
+    return text[:300] + " …" if len(text) > 300 else text
+
+
+#: Autograd's errors that a learner's habit explains: the error's words -> the hint's sentence.
+_AUTOGRAD_HINTS = {
+    "backward through the graph a second time":
+        "A graph can be walked backward only once: your function (or the checker, after it) ran .backward() "
+        "or autograd.grad a second time through the same graph. Inside a function that returns a loss, do not "
+        "call .backward() (a training-loop habit): return the loss and let the caller differentiate it.",
+    "modified by an inplace operation":
+        "An in-place operation (+=, *=, an indexed assignment such as h[i] = ..., or a method ending in _ such "
+        "as .add_() or .clamp_()) overwrote a tensor that autograd had saved for the backward pass. Write that "
+        "step out of place (h = h * 2 rather than h *= 2, torch.where(...) rather than an assignment).",
+    "leaf Variable that requires grad is being used in an in-place operation":
+        "An in-place operation (+=, an indexed assignment, a method ending in _) changed a tensor that requires "
+        "a gradient and was not computed from anything (a leaf). Build a new tensor instead (x = x + 1).",
+    "does not require grad and does not have a grad_fn":
+        "Something was differentiated that has no gradient: a .detach(), .item(), NumPy or torch.no_grad() "
+        "cut it off from the inputs.",
+}
+
+
+def _autograd_hint(text: str) -> str:
+    return next((hint for words, hint in _AUTOGRAD_HINTS.items() if words in text), "")
+
+
+def _first_sentence(text: str) -> str:
+    """The start of an error message, up to its first bracket, colon or full stop."""
+    return re.split(r" \(|: |\. ", text, maxsplit=1)[0].rstrip(".")
+
+
 def _exception_hint(exc: BaseException, answer: Callable[..., Any], session: runner.Session) -> Feedback:
-    if isinstance(exc, SystemExit):
-        code = "" if exc.code is None else f" with code {exc.code!r}"
+    kind = type(exc)
+    if issubclass(kind, SystemExit):
+        value = SystemExit.code.__get__(exc)
+        code = "" if value is None else f" with code {value!r}" if type(value) in (int, str) else " with a code"
         return form_hint(f"your function called exit() or sys.exit(){code}{_where(exc, answer)}, which raises "
                          "SystemExit. A function that a checker calls must hand back its result with `return`; "
                          "it cannot end the program.")
-    text = " ".join(str(exc).split())
-    if len(text) > 300:
-        text = text[:300] + " …"
-    message = f"your function raised {type(exc).__name__}" + (f": {text}" if text else "") + _where(exc, answer)
+    text = _text_of(exc)
+    autograd = _autograd_hint(text)
+    if autograd:
+        text = _first_sentence(text)
+    message = f"your function raised {runner._type_name(kind)}" + (f": {text}" if text else "") + \
+        _where(exc, answer)
     if not message.endswith((".", "…")):
         message += "."
-    message += " Fix that first, then run the checker again."
-    if isinstance(exc, TypeError) and re.search(r"positional argument|keyword argument|required argument",
-                                                 text):
+    message += f" {autograd}" if autograd else " Fix that first, then run the checker again."
+    if issubclass(kind, TypeError) and re.search(r"positional argument|keyword argument|required argument", text):
         message += f" The checker calls it as `{session.signature}`."
     return form_hint(message)
 
 
-def _timeout_hint(session: runner.Session, limit: float, by_total: bool) -> Feedback:
+def _body_error_hint(exc: BaseException, signature: str, session: runner.Session) -> Feedback:
+    """The verdict when the checker itself failed on what the learner's function returned."""
+    text = _text_of(exc)
+    autograd = _autograd_hint(text)
+    if autograd:
+        called = (" Your function did run .backward() through its arguments." if session.backward
+                  and "second time" in text else "")
+        return form_hint(f"the checker could not differentiate what your function returned (autograd: "
+                         f"\"{_first_sentence(text)}\").{called} {autograd}")
+    return form_hint(f"the checker could not make sense of what your function returned "
+                     f"({runner._type_name(type(exc))}: {text}). Check that it returns what the exercise asks "
+                     f"for, in the form `{signature}` describes.")
+
+
+def _returned_hint(error: runner.ReturnedValueError) -> Feedback:
+    inner = error.error
+    what = runner._type_name(type(inner))
+    detail = "" if issubclass(type(inner), SystemExit) else _text_of(inner)
+    return form_hint(f"the checker could not read what your function returned, an object of type "
+                     f"{error.type_name}: turning it into a number or a tensor ran its own code, which raised "
+                     f"{what}{': ' + detail if detail else ''}. Return a plain Python float, a tensor or an array "
+                     "(or a tuple of them), as the exercise asks.")
+
+
+def _patch_hint(names: Sequence[str]) -> Feedback:
+    shown = ", ".join(f"`{n}`" for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    them = "it" if len(names) == 1 else "them"
+    return form_hint(f"your function changed {shown}: it replaced or removed a library function, a method of a "
+                     "class or a name in the checker's own modules, which the checker and your notebook rely on. "
+                     f"The checker put {them} back, and it does not accept an answer that changes them: compute "
+                     "the answer without assigning to anything outside your function, then run the checker again.")
+
+
+def _timeout_hint(session: runner.Session, limit: float, by_total: bool, elapsed: float = 0.0,
+                  delay: float = 0.0) -> Feedback:
+    if delay > runner.LONG_DELAY:  # the time-out took effect only long after it went off
+        over = (f"the {session.total_limit:g} seconds all the calls of a check may take" if by_total
+                else f"the {limit:g}-second limit")
+        return form_hint(f"your function ran for {elapsed:.1f} seconds (call {session.calls} of this check), past "
+                         f"{over}, because one long operation took that long: a single call into compiled code, "
+                         "such as a product or a decomposition of a large matrix, cannot be interrupted in the "
+                         "middle, so the checker could stop your function only when that operation returned. "
+                         "Make it smaller or cheaper (smaller matrices, fewer samples, a method that avoids the "
+                         "full decomposition). The kernel is fine: fix the function, run its cell again, then run "
+                         "the checker again.")
     if by_total:
         return form_hint(f"your function is too slow: the checker called it {runner.plural(session.calls, 'time')}, "
                          f"and together the calls ran past the {session.total_limit:g} seconds a check may take. Look "
@@ -296,13 +435,17 @@ def call(answer: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Fe
     """Call the learner's function on copies of ``args``; return ``(value, None)`` or ``(None, hint)``.
 
     The call runs under the check's time limit, with its printed output captured and the global
-    state (see the module's docstring) restored afterwards. Every exception except
-    ``KeyboardInterrupt`` becomes a hint; so does a change the function made to its arguments,
-    and a call of one of the check's library shortcuts (which the session also remembers).
+    state (see the module's docstring) restored afterwards. What it returns is made plain inside the
+    time limit (:func:`runner.plain`), so no code of the learner's runs when the checker reads it.
+    Every exception except ``KeyboardInterrupt`` becomes a hint; so does a change the function made
+    to its arguments, to a library function, class or checker module (put back, see
+    :class:`runner.Guard`), and a call of one of the check's library shortcuts (which the session
+    also remembers).
     """
     session = runner.current_session()
     if session is None:  # called outside a checker: give it a session of its own
-        name = getattr(answer, "__name__", "function")
+        code = runner._code_of(answer)
+        name = code.co_name if code is not None else "function"
         with runner.checking(name, (), f"{name}(...)", TIME_LIMIT, CHECK_TIME_LIMIT):
             return call(answer, *args, **kwargs)
     given, given_kwargs = runner.copy_for_learner(args), runner.copy_for_learner(kwargs)
@@ -312,42 +455,66 @@ def call(answer: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Fe
     limit = min(session.time_limit, remaining)
     if limit <= 0:
         return None, _timeout_hint(session, session.time_limit, by_total=True)
+    session.float64_inputs = runner.float64_only((args, kwargs))
+    session.low_precision = session.backward = False
+    report = runner.Report()
+    timer: dict[str, Any] = {"fired": False}
+    watcher = runner.CallWatcher(session.shortcuts, randomness=True)
+
+    def run() -> Any:
+        return runner.after_call(answer(*given, **given_kwargs), args, given, kwargs, given_kwargs, report)
+
     state = runner.State(rng=False)
-    timer: dict[str, bool] = {"fired": False}
-    watcher = runner.CallWatcher(session.shortcuts)
-    started = time.monotonic()
+    guard = runner.Guard(session.watched, session.functions, extra=(session,))
+    # kept before the learner's code runs, so that replacing these methods, their code or the names that lead to
+    # them changes nothing; the clock too
+    own, put_back = guard.own, runner.put_own_back
+    put_back_code, put_back_defaults = put_back.__code__, put_back.__defaults__
+    fix_builtins, restore_state, restore_guard = guard.fix_builtins, state.restore, guard.restore
+    clock = runner._monotonic
+    value: Any = None
+    error: BaseException | None = None
+    started = clock()
     try:
         with contextlib.redirect_stdout(session.output), contextlib.redirect_stderr(session.output), \
                 warnings.catch_warnings(), watcher:
-            value = runner.run_limited(answer, given, given_kwargs, limit, timer)
+            value = runner.run_limited(run, (), {}, limit, timer)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the learner's bug, SystemExit included: a hint, not a crash
-        if timer["fired"]:  # the function caught the time-out and raised something else
-            return None, _timeout_hint(session, limit, by_total=limit < session.time_limit)
-        if watcher.hit is not None:  # a library function that computes the answer, called wrongly
-            session.shortcut = session.shortcut or watcher.hit
-            return None, _shortcut_hint(*watcher.hit)
-        if isinstance(exc, NotImplementedError):
-            return None, _not_attempted()
-        return None, _exception_hint(exc, answer, session)
+        error = exc
     finally:
-        session.used += time.monotonic() - started
-        state.restore()
-    if timer["fired"]:
-        return None, _timeout_hint(session, limit, by_total=limit < session.time_limit)
-    if watcher.hit is not None:
+        elapsed = clock() - started
+        # first of all the checker's own code, globals and classes, then the built-in functions
+        put_back.__code__, put_back.__defaults__ = put_back_code, put_back_defaults
+        patched = put_back(own)
+        fix_builtins()
+        session.note_restored(timer.get("tampered", []))
+        session.note_restored(restore_state())  # before the guard: putting back the default dtype rebinds torch.Storage
+        patched += [name for name in restore_guard() if name not in patched]
+        session.used += elapsed
+    session.random = session.random or watcher.random_use()
+    by_total = limit < session.time_limit
+    if patched:
+        session.patched += [name for name in patched if name not in session.patched]
+        return None, _patch_hint(patched)
+    if timer["fired"]:  # also when the function caught the time-out and raised something else
+        return None, _timeout_hint(session, limit, by_total, elapsed, timer.get("delay", 0.0))
+    if watcher.hit is not None:  # a library function that computes the answer, called rightly or wrongly
         session.shortcut = session.shortcut or watcher.hit
         return None, _shortcut_hint(*watcher.hit)
-    names = session.arg_names
-    for i, (original, copied) in enumerate(zip(args, given, strict=True)):
-        kind = runner.changed(original, copied)
-        if kind is not None:
-            return None, _mutation_hint(names[i] if i < len(names) else f"argument {i + 1}", kind)
-    for key, original in kwargs.items():
-        kind = runner.changed(original, given_kwargs[key])
-        if kind is not None:
-            return None, _mutation_hint(key, kind)
+    if error is not None:
+        if issubclass(type(error), runner.ReturnedValueError):
+            return None, _returned_hint(error)  # type: ignore[arg-type]
+        if issubclass(type(error), NotImplementedError):
+            return None, _not_attempted()
+        return None, _exception_hint(error, answer, session)
+    session.low_precision, session.backward = report.low_precision, report.backward
+    if report.mutation is not None:
+        where, kind = report.mutation
+        names = session.arg_names
+        name = where if isinstance(where, str) else names[where] if where < len(names) else f"argument {where + 1}"
+        return None, _mutation_hint(name, kind)
     if value is None and runner.is_stub(answer):
         return None, _not_attempted()
     return value, None
@@ -480,6 +647,33 @@ def shortcuts_of(check: Callable[..., Any]) -> dict[str, str]:
     return {name: what for name, what in check.__shortcut_codes__().values()}  # type: ignore[attr-defined]
 
 
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _notes(session: runner.Session) -> str:
+    """What the verdict adds about global state the learner's code changed, and functions the notebook had
+    replaced before the check."""
+    notes = []
+    suffix = " (which could not be put back)"
+    put_back = [n for n in session.restored if not n.endswith(suffix)]
+    stuck = [n.removesuffix(suffix) for n in session.restored if n.endswith(suffix)]
+    if put_back:
+        them = "it" if len(put_back) == 1 else "them"
+        notes.append(f"(Your function also changed {_listed(put_back)}; the checker put {them} back. A function "
+                     "should leave global settings as it found them: where there is a `with` form, such as "
+                     "`with torch.no_grad():`, use it.)")
+    if stuck:
+        notes.append(f"(Your function also changed {_listed(stuck)}, which the checker could not put back: "
+                     "restart the kernel to be safe.)")
+    if session.swapped:
+        names = [f"`{n}`" for n in session.swapped[:3]] + (
+            [f"{len(session.swapped) - 3} more"] if len(session.swapped) > 3 else [])
+        notes.append(f"(Note: {_listed(names)} had been replaced in this kernel before the check; the checker used "
+                     "the originals. Your notebook still sees the replacement: restart the kernel to undo it.)")
+    return " ".join(notes)
+
+
 # --- The decorator every checker uses ------------------------------------------------------------
 def checker(signature: str, *, nudge: str | None = None, shortcuts: Sequence[Shortcut] = (),
             ) -> Callable[[Callable[[Callable[..., Any]], Feedback]], Callable[..., Feedback]]:
@@ -525,13 +719,16 @@ def checker(signature: str, *, nudge: str | None = None, shortcuts: Sequence[Sho
                     feedback = body(answer)
                 except KeyboardInterrupt:
                     raise
-                except Exception as exc:  # the checker could not digest an unusual answer
-                    feedback = form_hint(f"the checker could not make sense of what your function returned "
-                                         f"({type(exc).__name__}: {exc}). Check that it returns what the "
-                                         f"exercise asks for, in the form `{signature}` describes.")
-            if session.shortcut is not None:  # whatever the body made of it
+                except BaseException as exc:  # the checker could not digest an unusual answer
+                    feedback = _body_error_hint(exc, signature, session)
+            if session.patched:  # whatever the body made of it, and even if it was the checker that ran the code
+                feedback = _patch_hint(session.patched)
+            elif session.shortcut is not None:
                 feedback = _shortcut_hint(*session.shortcut)
             feedback = _stage(key, nudge, feedback, strict)
+            note = _notes(session)
+            if note:
+                feedback = replace(feedback, message=f"{feedback.message} {note}")
             output = session.output.summary()
             if output:
                 feedback = replace(feedback, output=output)
@@ -619,15 +816,83 @@ def diagnose(got: float, expected: float, wrong: Mapping[str, float], *, rtol: f
 
     ``wrong`` maps a hint to the value a typical wrong answer produces on the same case.
     Returns ``None`` when ``got`` is right. When no known mistake matches, the hint is
-    ``fallback`` (a sentence saying what to check); the expected value is never shown. A hint made
-    with :func:`staged` keeps its formula for the last stage.
+    :func:`float32_hint`'s if that applies, else ``fallback`` (a sentence saying what to check); the
+    expected value is never shown. A hint made with :func:`staged` keeps its formula for the last stage.
     """
     if math.isclose(got, expected, rel_tol=rtol, abs_tol=atol):
         return None
     for message, value in wrong.items():
         if math.isclose(got, value, rel_tol=rtol, abs_tol=atol):
             return hint(message)
+    rounding = float32_hint(got, expected)
+    if rounding is not None:
+        return rounding
     tail = fallback or ("it is not the right value, and it matches none of the usual mistakes this checker "
                         "knows: go back to the definition in the exercise and check each step on a small case "
                         "by hand.")
     return prefixed(f"you returned {got:.6g}; ", hint(tail))
+
+
+# --- Estimates and float32 detours -------------------------------------------------------------
+#: How far (relative to the largest value compared) float32 rounding may take a float64 result.
+FLOAT32_RTOL = 5e-5
+
+
+def looks_rounded(value: float) -> int | None:
+    """How many significant digits ``value`` has if it looks rounded by hand (three at most), else ``None``.
+
+    A short binary fraction (a multiple of 1/64, such as 0.375) does not count: exact formulas give those.
+    """
+    if value == 0 or not math.isfinite(value) or (value * 64).is_integer():
+        return None
+    return next((digits for digits in (1, 2, 3) if float(f"{value:.{digits}g}") == value), None)
+
+
+def estimate_hint(got: float, exact: str) -> Feedback | None:
+    """A hint for a wrong value that is an estimate, or ``None``: the learner's function drew random numbers
+    in this check (a Monte Carlo estimate, seen by :class:`runner.CallWatcher`), or ``got`` looks rounded.
+
+    ``exact`` says what to give instead ("Give the exact formula in alpha instead."). The hint depends only
+    on what the function did and returned, never on how close ``got`` is to the right value, so that
+    a learner cannot home in on the answer by trying values.
+    """
+    session = runner.current_session()
+    how = session.random if session is not None else None
+    if how:
+        return hint(f"you returned {got:.6g}, and your function draws random numbers ({how}), which makes it a "
+                    f"Monte Carlo estimate: an estimate is never exact. {exact}")
+    digits = looks_rounded(got)
+    if digits is not None:
+        return hint(f"you returned {got:g}, a rounded number ({runner.plural(digits, 'significant digit')}), "
+                    f"and a rounded number is not exact. {exact}")
+    return None
+
+
+def _is_float32(value: float) -> bool:
+    return float(np.float32(value)) == value
+
+
+def float32_hint(got: float | Sequence[float], expected: float | Sequence[float],
+                 what: str = "your value") -> Feedback | None:
+    """"Did you compute in float32?": a hint when the last call's floating-point inputs were all float64, its
+    result held float32 numbers (a float32 tensor or array, or a number that is exactly a float32, which a
+    float64 result almost never is) and
+    ``got`` is within float32 rounding (:data:`FLOAT32_RTOL`, relative to the largest expected value) of
+    ``expected``, number by number; else ``None``. Call it only for a value already found wrong."""
+    session = runner.current_session()
+    if session is None or not session.float64_inputs:
+        return None
+    gots = [got] if isinstance(got, numbers.Real) else list(got)
+    wants = [expected] if isinstance(expected, numbers.Real) else list(expected)
+    if not gots or len(gots) != len(wants):
+        return None
+    if not (session.low_precision or any(_is_float32(g) for g in gots)):
+        return None
+    scale = max(abs(w) for w in wants)
+    if not all(abs(g - w) <= FLOAT32_RTOL * scale for g, w in zip(gots, wants, strict=True)):
+        return None
+    return hint(f"{what} is off by float32 rounding only: the inputs are float64, but your function computes in "
+                "float32 somewhere, which keeps only about 7 significant digits, fewer than the checker asks for. "
+                "torch.tensor() of Python numbers, torch.zeros/ones/arange without dtype=, .float() and np.float32 "
+                "all give float32.", "Keep float64 throughout: give dtype=torch.float64 to new tensors (or build "
+                "them from the inputs, as in torch.zeros_like(x)), and do not call .float().")

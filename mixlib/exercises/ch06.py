@@ -9,7 +9,21 @@ import numpy as np
 import torch
 from scipy import stats
 
-from . import Feedback, as_float, call, checker, diagnose, form_hint, given_arguments, hint, passed, prefixed, staged
+from . import (
+    Feedback,
+    as_float,
+    call,
+    checker,
+    diagnose,
+    estimate_hint,
+    float32_hint,
+    form_hint,
+    given_arguments,
+    hint,
+    passed,
+    prefixed,
+    staged,
+)
 
 # --- exercise 1: the cross terms of the last-layer squared loss ----------------------------------
 
@@ -180,6 +194,9 @@ def check_paired_interval(paired_interval: Callable) -> Feedback:
         for message, wrong in mistakes.items():
             if all(math.isclose(v, w, rel_tol=1e-6, abs_tol=1e-9) for v, w in zip(values, wrong, strict=True)):
                 return prefixed(f"with {len(a)} seeds: ", hint(message))
+        rounding = float32_hint(values, expected, "your interval")
+        if rounding is not None:
+            return prefixed(f"with {len(a)} seeds: ", rounding)
         if not math.isclose(values[0], expected[0], rel_tol=1e-6, abs_tol=1e-9):
             return hint(f"with {len(a)} seeds your mean ({values[0]:.6g}) is not the mean of the per-seed "
                         "differences a[i] - b[i].")
@@ -255,11 +272,11 @@ def check_expected_last_layer_loss(expected_last_layer_loss: Callable) -> Feedba
             "In 1/2 ||lam e_i + (1-lam) e_j||^2, use E[lam (1-lam)] = c and E[e_j] = mean residual."))
         if problem is not None:
             known = any(math.isclose(got, v, rel_tol=1e-6, abs_tol=1e-9) for v in mistakes.values())
-            if not known and math.isclose(got, expected, rel_tol=0.03):
-                return hint(f"for alpha = {alpha}, {e.shape[0]} examples, your value is close to but not exactly "
-                            "the right one. If it is a Monte Carlo estimate, give the exact expectation instead; "
-                            "otherwise check each step of your formula: the constant c = E[lam (1 - lam)], the "
-                            "weight (1 - 2c) / 2 of the ordinary part, and a partner uniform over all examples.")
+            # an estimate is named by what the function did (drew random numbers) or returned (a rounded number),
+            # never by closeness to the right value, which would let a learner bisect to it
+            estimate = None if known else estimate_hint(got, "Give the exact expectation instead.")
+            if estimate is not None:
+                problem = estimate
             return prefixed(f"for alpha = {alpha}, {e.shape[0]} examples: ", problem)
     return passed("your prediction is exact on three batches. Minimising it over the head's bias removes the "
                   "penalty term, which is why the theory expects last-layer mixing with squared loss to train like "
