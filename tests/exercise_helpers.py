@@ -33,7 +33,7 @@ def assert_rejected(check: Callable[..., Feedback], answer: object, hint: str) -
     assert "was expected" not in feedback.message, feedback.message
     assert _matches(hint, feedback.message), feedback.message
     text = str(feedback)
-    assert text.startswith("❌ Not yet — ") or text.startswith("❌ Not attempted yet: "), text
+    assert text.startswith("❌ Not yet — ") or text.startswith("⬜ Not attempted yet: "), text
     assert feedback.message.rstrip().endswith((".", "?", ")", "…")), feedback.message
     with pytest.raises(ExerciseFailed) as raised:
         check(answer, strict=True)

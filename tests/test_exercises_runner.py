@@ -218,7 +218,7 @@ def test_every_exception_becomes_a_hint(answer, hint):
 def test_a_stub_is_not_attempted_yet(stub):
     feedback = assert_rejected(ch05.check_best_scale, stub, "Not attempted yet")
     assert feedback.message == ex.NOT_ATTEMPTED and feedback.label == "Not attempted yet"
-    assert str(feedback) == "❌ " + ex.NOT_ATTEMPTED
+    assert str(feedback) == "⬜ " + ex.NOT_ATTEMPTED
 
 
 def test_keyboard_interrupt_passes_through_and_the_state_is_restored():

@@ -132,8 +132,8 @@ from . import runner
 __all__ = [
     "CHECK_TIME_LIMIT", "FLOAT32_RTOL", "TIME_LIMIT", "ExerciseFailed", "Feedback", "as_float", "as_tensor", "call",
     "check_callable", "checker", "diagnose", "estimate_hint", "finish", "float32_hint", "float_note", "form_hint",
-    "given_arguments", "hint", "hint_stage", "looks_rounded", "passed", "prefixed", "reset_hints", "shortcuts_of",
-    "staged",
+    "given_arguments", "hint", "hint_stage", "looks_rounded", "passed", "prefixed", "progress", "reset_hints",
+    "shortcuts_of", "staged",
 ]
 
 #: Seconds one call of the learner's function may run (generous for two slow CPU cores).
@@ -148,6 +148,8 @@ class ExerciseFailed(AssertionError):
     """Raised by a checker called with ``strict=True`` when the answer is wrong."""
 
 
+# a neutral mark: a fresh "Run All" of a student edition is a page of open boxes, not of failures
+NOT_ATTEMPTED_MARK = "⬜"
 NOT_ATTEMPTED = ("Not attempted yet: fill in the function in this cell (replace `raise NotImplementedError` "
                  "with your code), then run the cell again.")
 
@@ -157,8 +159,9 @@ class Feedback:
     """The verdict of a checker: ``passed``, a message for the learner, and what their function printed.
 
     It is truthy exactly when the answer passed, so ``assert check(...)`` works. Its text
-    starts with an emoji and a word label ("✅ Correct —", "❌ Not yet —", or "❌ Not attempted
-    yet:"), and a notebook shows it when it is a cell's last expression.
+    starts with an emoji and a word label ("✅ Correct —", "❌ Not yet —", or "⬜ Not attempted
+    yet:"). In IPython the checker displays it as soon as it is known, so a line after the call
+    cannot hide it; the same verdict, as the cell's last expression, is not shown twice.
 
     A failing verdict about a wrong answer (``wrong``) is shown in stages (see the module's
     docstring): ``message`` names the mistake and ``formula``, if any, is what a later stage adds
@@ -189,7 +192,7 @@ class Feedback:
         if self.passed:
             text = f"✅ Correct — {self.message}"
         elif not self.attempted:
-            text = f"❌ {self.message}"
+            text = f"{NOT_ATTEMPTED_MARK} {self.message}"
         else:
             text = f"❌ Not yet — {self.message}"
         return f"{text}\n{self.output}" if self.output else text
@@ -199,6 +202,14 @@ class Feedback:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's display
         printer.text(str(self))
+
+    def _ipython_display_(self) -> None:
+        """Show the verdict, unless the checker already showed this one in the running cell."""
+        if _shown_in_this_cell(self):
+            return
+        from IPython.display import display
+
+        display({"text/plain": str(self)}, raw=True)
 
 
 class _Staged(str):
@@ -258,6 +269,77 @@ def prefixed(prefix: str, feedback: Feedback) -> Feedback:
 
 def _not_attempted() -> Feedback:
     return Feedback(False, NOT_ATTEMPTED, attempted=False, wrong=False)
+
+
+# --- Showing verdicts and keeping score ---------------------------------------------------------------
+_shown: dict[int, int] = {}   # id of a verdict the checker displayed -> the IPython execution count then
+
+
+def _kernel_shell() -> Any:
+    """The running IPython shell, or None in plain Python."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return None
+    return get_ipython()
+
+
+def _show(feedback: Feedback) -> None:
+    """Display ``feedback`` now, in IPython; remember it so the cell's result does not repeat it."""
+    shell = _kernel_shell()
+    if shell is None:
+        return
+    _shown.clear()  # only the latest verdict can be the cell's last expression
+    Feedback._ipython_display_(feedback)
+    _shown[id(feedback)] = shell.execution_count
+
+
+def _shown_in_this_cell(feedback: Feedback) -> bool:
+    shell = _kernel_shell()
+    return shell is not None and _shown.get(id(feedback)) == shell.execution_count
+
+
+# In book order: chapter -> the checkers of its exercises (tests compare this with the chapters).
+EXERCISES: dict[int, tuple[str, ...]] = {
+    1: ("check_vicinal_risk", "check_segment_confidence", "check_far_confident_share"),
+    2: ("check_mixup_batch", "check_ece", "check_lambda_moments", "check_chord_gap"),
+    3: ("check_effective_rank", "check_mix_with_hook", "check_sample_weighted_layer"),
+    4: ("check_terms_from_gradients", "check_mixing_constant", "check_expected_loss_others"),
+    5: ("check_mixed_logit_ce", "check_best_scale", "check_mixup_losses"),
+    6: ("check_cross_terms_loss", "check_paired_interval", "check_expected_last_layer_loss"),
+    7: ("check_curvature", "check_class_dimension", "check_interpolant"),
+}
+_results: dict[str, str] = {}   # "ch01.check_vicinal_risk" -> "passed" or "tried"
+
+
+def _record(key: str, feedback: Feedback) -> None:
+    short = key.removeprefix(f"{__name__}.")
+    if feedback.passed or _results.get(short) == "passed":
+        _results[short] = "passed"
+    elif feedback.attempted:
+        _results[short] = "tried"
+
+
+def progress() -> dict[str, str]:
+    """Print, per chapter, which exercises passed in this kernel; return ``{"1.1": "passed", ...}``.
+
+    An exercise counts as passed once any answer to it passed, as tried when only wrong answers
+    were checked, and as not tried otherwise. Only this kernel's checks are known: a restarted
+    kernel starts from nothing.
+    """
+    marks = {"passed": "✅", "tried": "❌", "not tried": NOT_ATTEMPTED_MARK}
+    table: dict[str, str] = {}
+    lines = ["Exercises checked in this kernel (✅ passed, ❌ tried, ⬜ not tried yet)"]
+    for chapter, names in EXERCISES.items():
+        cells = []
+        for number, name in enumerate(names, start=1):
+            state = _results.get(f"ch{chapter:02d}.{name}", "not tried")
+            table[f"{chapter}.{number}"] = state
+            cells.append(f"{marks[state]} {chapter}.{number}")
+        passed = sum(table[f"{chapter}.{n}"] == "passed" for n in range(1, len(names) + 1))
+        lines.append(f"Chapter {chapter}: {'  '.join(cells)}   ({passed} of {len(names)} passed)")
+    print("\n".join(lines))
+    return table
 
 
 def finish(feedback: Feedback, strict: bool) -> Feedback:
@@ -711,6 +793,7 @@ def checker(signature: str, *, nudge: str | None = None, shortcuts: Sequence[Sho
         def check(answer: Callable[..., Any], strict: bool = False, *, time_limit: float | None = None) -> Feedback:
             problem = check_callable(answer, name)
             if problem is not None:
+                _show(problem)
                 return finish(problem, strict)
             limit = TIME_LIMIT if time_limit is None else time_limit
             with runner.checking(name, arg_names, signature, limit, CHECK_TIME_LIMIT,
@@ -732,6 +815,8 @@ def checker(signature: str, *, nudge: str | None = None, shortcuts: Sequence[Sho
             output = session.output.summary()
             if output:
                 feedback = replace(feedback, output=output)
+            _record(key, feedback)
+            _show(feedback)
             return finish(feedback, strict)
 
         check.__signature_of_answer__ = signature  # type: ignore[attr-defined]
