@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -413,14 +414,12 @@ def eo_two_c(residuals, alpha):
     return float((1 - 2 * c) * mean_sq / 2 + 2 * c * (n * mean**2 - mean_sq) / (n - 1))
 
 
-def eo_monte_carlo(residuals, alpha):  # timm's rule, sampled: flip a shuffled batch
+def eo_monte_carlo(residuals, alpha):  # torchvision's rule, sampled: roll a shuffled batch
     rng = np.random.default_rng(0)
     n = len(residuals)
     lam = torch.from_numpy(rng.beta(alpha, alpha, size=(20_000, 1)))
     order = torch.from_numpy(np.argsort(rng.random((20_000, n)), axis=1))
-    partner = torch.empty_like(order).scatter_(1, order, order.flip(1))
-    if n % 2:  # an odd batch: roll instead, which never pairs an example with itself
-        partner = torch.empty_like(order).scatter_(1, order, order.roll(1, 1))
+    partner = torch.empty_like(order).scatter_(1, order, order.roll(1, 1))
     return float((0.5 * (lam * residuals + (1 - lam) * residuals[partner]) ** 2).mean())
 
 
@@ -466,6 +465,32 @@ def test_expected_loss_others_mistakes_are_told_apart():
         right = ch04._others_value(m2, m1, n, c)
         values = [right, *ch04._others_mistakes(m2, m1, n, c).values()]
         assert all(abs(a - b) > 1e-6 for i, a in enumerate(values) for b in values[i + 1:])
+
+
+def _exact_over_shuffles(residuals, alpha, rule):
+    """The expected loss of a shuffled batch paired by `rule` ("roll" or "flip"), every shuffle enumerated."""
+    import itertools
+
+    n, c = len(residuals), c_of(alpha)
+    cross = []
+    for order in itertools.permutations(range(n)):
+        order = torch.tensor(order)
+        moved = order.roll(1) if rule == "roll" else order.flip(0)
+        partner = torch.empty_like(order).scatter_(0, order, moved)
+        cross.append(float((residuals * residuals[partner]).mean()))
+    return (1 - 2 * c) * float(residuals.pow(2).mean()) / 2 + c * sum(cross) / len(cross)
+
+
+def test_expected_loss_others_statement_holds_for_the_roll_at_any_n_and_the_flip_only_at_even_n():
+    """The exercise names torchvision's roll (any n) and timm's flip for an even n only: in an odd batch the
+    flip pairs the middle example with itself, and the checker's answer would be wrong for it."""
+    gen = torch.Generator().manual_seed(3)
+    for n in (4, 5, 6):
+        e = 0.4 + torch.randn(n, generator=gen, dtype=torch.float64)
+        answer = ch04._expected_others(e, 2.0)
+        assert math.isclose(_exact_over_shuffles(e, 2.0, "roll"), answer, rel_tol=1e-12)
+        flip = _exact_over_shuffles(e, 2.0, "flip")
+        assert math.isclose(flip, answer, rel_tol=1e-12) == (n % 2 == 0)
 
 
 def test_expected_loss_others_hints_give_no_formula_before_the_last_stage():

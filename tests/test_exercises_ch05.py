@@ -244,6 +244,48 @@ def test_mixup_losses_checker_rejects_typical_mistakes(answer, hint):
     assert_rejected(ch05.check_mixup_losses, answer, hint)
 
 
+def losses_mse_loss_broadcast(features, head, x, y, lam, perm):
+    """F.mse_loss on head(...) of shape (B, 1) against a target of shape (B,): it broadcasts (with a warning)."""
+    import warnings
+
+    target = lam * y + (1 - lam) * y[perm]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred_in = head(features(lam * x + (1 - lam) * x[perm]))
+        z = features(x)
+        pred_mm = head(lam * z + (1 - lam) * z[perm])
+        mse = torch.nn.functional.mse_loss
+        return float(mse(pred_in, target)), float(mse(pred_mm, target))
+
+
+def losses_broadcast_manifold_only(features, head, x, y, lam, perm):
+    loss_in, _ = mixup_losses(features, head, x, y, lam, perm)
+    _, loss_mm = losses_broadcast(features, head, x, y, lam, perm)
+    return loss_in, loss_mm
+
+
+@pytest.mark.parametrize(("answer", "which"), [
+    (losses_broadcast, "input-mixup loss"),
+    (losses_mse_loss_broadcast, "input-mixup loss"),
+    (losses_broadcast_manifold_only, "manifold-mixup loss"),
+])
+def test_mixup_losses_names_a_shape_mismatch_at_the_first_reply(answer, which):
+    """(B, 1) against (B,) is a slip of shapes, not a wrong idea: the first reply names it in full (not the
+    nudge about where the mixing happens), every reply says the same, and it is not counted as a wrong answer."""
+    from mixlib.exercises import hint_stage, reset_hints
+
+    reset_hints(ch05.check_mixup_losses)
+    with hint_stage(None):
+        replies = [ch05.check_mixup_losses(answer) for _ in range(2)]
+        assert ch05.check_mixup_losses(losses_unmixed_target).stage == 1  # the shape replies counted nothing
+    for feedback in replies:
+        assert not feedback.passed and not feedback.wrong and feedback.stage == 0
+        assert "shape mismatch" in feedback.message and "broadcasts to (B, B)" in feedback.message
+        assert which in feedback.message and "[:, 0]" in feedback.message
+    assert replies[0].message == replies[1].message
+    reset_hints(ch05.check_mixup_losses)
+
+
 def test_mixed_outputs_mistake_is_named_only_where_it_matters():
     feedback = ch05.check_mixup_losses(losses_mixed_outputs)
     assert "nonlinear" in feedback.message

@@ -293,8 +293,9 @@ def check_expected_loss_others(expected_loss_others: Callable) -> Feedback:
 
     The answer is the manifold-mixup squared loss per example of an affine head, in expectation
     over ``lam ~ Beta(alpha, alpha)`` and a pairing that is a permutation in which the partner of
-    each example is uniform over the other ``n - 1`` examples (timm's flip or torchvision's roll of
-    a shuffled batch).
+    each example is uniform over the other ``n - 1`` examples: torchvision's roll of a shuffled
+    batch, for any ``n >= 2`` (the cases below include an odd ``n``). timm's flip gives the same
+    only for an even ``n``; in an odd batch it pairs the middle example with itself.
     """
     gen = torch.Generator().manual_seed(4)
     cases = [

@@ -222,8 +222,11 @@ def _two_loss_cases(features, head, x, y, lam, perm) -> dict[str, float]:
         "mm_sum": float(0.5 * ((target - pred_mm) ** 2).sum()),
         "in_no_half": 2 * half_mse(target, pred_in),
         "mm_no_half": 2 * half_mse(target, pred_mm),
+        # (B, 1) against (B,): the difference broadcasts to (B, B); F.mse_loss does the same, without the 1/2
         "in_broadcast": half_mse(target, pred_in[:, None]),
         "mm_broadcast": half_mse(target, pred_mm[:, None]),
+        "in_broadcast_no_half": 2 * half_mse(target, pred_in[:, None]),
+        "mm_broadcast_no_half": 2 * half_mse(target, pred_mm[:, None]),
         "in_flipped": half_mse(target, head(features((1 - lam) * x + lam * x[perm]))[:, 0]),
         "mm_flipped": half_mse(target, head((1 - lam) * z + lam * z[perm])[:, 0]),
         "in_abs": float(0.5 * (target - pred_in).abs().mean()),
@@ -282,13 +285,19 @@ def check_mixup_losses(mixup_losses: Callable) -> Feedback:
         where = f"(head {'nonlinear' if nonlinear else 'affine'}, lam = {lam}) "
         if math.isclose(loss_in, ref["mm"], rel_tol=1e-4) and math.isclose(loss_mm, ref["in"], rel_tol=1e-4):
             return form_hint(where + "the two losses are swapped: return (input_loss, manifold_loss).")
+        # a shape slip, not a wrong idea: named in full at the first reply, and not counted as a wrong answer
+        for which, got in (("in", loss_in), ("mm", loss_mm)):
+            if any(math.isclose(got, ref[f"{which}_{kind}"], rel_tol=1e-4)
+                   for kind in ("broadcast", "broadcast_no_half")):
+                return form_hint(where + f"{'input' if which == 'in' else 'manifold'}-mixup loss: a shape "
+                                 "mismatch. head returns shape (B, 1) and y has shape (B,), so target - "
+                                 "prediction broadcasts to (B, B) and the mean runs over all B * B "
+                                 "combinations. Take head(...)[:, 0] (or .squeeze(1)) before subtracting.")
         common = {
             staged("you compared the prediction with the unmixed target y; the target must be mixed too, with the "
                    "same lam and perm.", "The target is lam * y + (1 - lam) * y[perm]."): "unmixed_target",
             "you summed over the batch; take the mean.": "sum",
             "the loss is 1/2 (target - prediction)^2: the factor 1/2 is missing.": "no_half",
-            staged("shapes: head returns (B, 1) and y has (B,), so their difference broadcasts to (B, B).",
-                   "Take head(...)[:, 0] first."): "broadcast",
             "you used the absolute error; the loss is 1/2 (target - prediction)^2, a square.": "abs",
             "you used the absolute error without the 1/2; the loss is 1/2 (target - prediction)^2, a square.":
                 "abs_no_half",
