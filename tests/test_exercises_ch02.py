@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from exercise_helpers import assert_rejected, specific_hints
+from scipy import stats
 
 from mixlib.exercises import Feedback, ch02
 
@@ -44,7 +45,7 @@ def expected_calibration_error(probs, labels, n_bins):
 
 def lambda_moments(alpha):
     var = 1 / (4 * (2 * alpha + 1))
-    return 0.5, var, 0.25 - var
+    return 0.5, var, 2 * float(stats.beta.cdf(0.1, alpha, alpha))
 
 
 def chord_gap(model, a, b, n_points):
@@ -233,35 +234,54 @@ def test_ece_left_closed_passes_the_generic_case_and_fails_on_the_edges():
     assert "bin edges" in feedback.message
 
 
-# --- exercise 3: moments of lambda -------------------------------------------------------------
+# --- exercise 3: two moments of lambda and the share of near-original mixes -----------------------
+
+
+def _var(a):
+    return 1 / (4 * (2 * a + 1))
+
+
+def _low(a, q=0.1):
+    return float(stats.beta.cdf(q, a, a))
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
-        (lambda a: (0.5, 1 / (4 * (a + 1)), 0.25 - 1 / (4 * (a + 1))), "not alpha + 1"),
-        (lambda a: (0.5, 1 / (2 * a + 1), 0.25 - 1 / (2 * a + 1)), "factor a1 a2 / (a1 + a2)^2"),
-        (lambda a: (0.5, 1 / (4 * (2 * a + 1)), 0.25), "not independent"),
-        (lambda a: (0.5, 1 / (4 * (2 * a + 1)), 0.25 + 1 / (4 * (2 * a + 1))), "a sign"),
-        (lambda a: (0.5, (1 / (4 * (2 * a + 1))) ** 0.5, 0.25 - 1 / (4 * (2 * a + 1))), "standard deviation"),
-        (lambda a: (0.5, 1 / 12, 0.25 - 1 / 12), "uniform distribution"),
-        (lambda a: (0.5, 1 / (4 * (2 * a + 1))), "three numbers"),
-        (lambda a: (a / (a + 1), 1 / (4 * (2 * a + 1)), 0.25 - 1 / (4 * (2 * a + 1))), "same for every alpha"),
-        (lambda a: (0.5, 1 / (4 * (2 * a + 1)), 1 / a), "you returned"),
+        (lambda a: (0.5, 1 / (4 * (a + 1)), 2 * _low(a)), "not alpha + 1"),
+        (lambda a: (0.5, 1 / (2 * a + 1), 2 * _low(a)), "factor a1 a2 / (a1 + a2)^2"),
+        (lambda a: (0.5, _var(a) ** 0.5, 2 * _low(a)), "standard deviation"),
+        (lambda a: (0.5, 1 / 12, 2 * _low(a)), r"uniform distribution, Beta\(1, 1\)"),
+        (lambda a: (0.5, _var(a)), "three numbers"),
+        (lambda a: (a / (a + 1), _var(a), 2 * _low(a)), "same for every alpha"),
+        # the share: one end only, the middle, the cdf at 0.9 for the upper end, every lam, ...
+        (lambda a: (0.5, _var(a), _low(a)), "only the draws near 0"),
+        (lambda a: (0.5, _var(a), _low(a, 0.9) - _low(a)), "NOT near an original"),
+        (lambda a: (0.5, _var(a), _low(a) + _low(a, 0.9)), "BELOW 0.9"),
+        (lambda a: (0.5, _var(a), _low(a) + (1 - _low(a))), "every lam was counted"),
+        (lambda a: (0.5, _var(a), 2 * _low(a, 0.05)), "window of 0.05"),
+        (lambda a: (0.5, _var(a), 0.2), "uniform distribution, alpha = 1"),
+        (lambda a: (0.5, _var(a), 200 * _low(a)), "not as a percentage"),
+        (lambda a: (0.5, _var(a), 2 * float(stats.beta.pdf(0.1, a, a))), "DENSITY"),
+        (lambda a: (0.5, _var(a), 1 / a), "you returned"),
     ],
 )
 def test_lambda_moments_checker_rejects_typical_mistakes(answer, hint):
     assert_rejected(ch02.check_lambda_moments, answer, hint)
 
 
-def test_lambda_moments_swapped_outputs_are_caught_after_alpha_one_half():
-    # at alpha = 1/2 the variance and E[lam (1 - lam)] coincide (both 1/8); alpha = 2 tells them apart
-    def swapped(a):
-        var = 1 / (4 * (2 * a + 1))
-        return 0.5, 0.25 - var, var
+def test_lambda_moments_no_longer_asks_for_the_mixing_constant():
+    # E[lam (1 - lam)] is chapter 4's exercise; here it is simply a wrong third number
+    feedback = ch02.check_lambda_moments(lambda a: (0.5, _var(a), 0.25 - _var(a)))
+    assert not feedback and "share of lam within 0.1 of 0 or 1" in feedback.message
 
-    feedback = ch02.check_lambda_moments(swapped)
-    assert not feedback and "alpha = 2.0" in feedback.message
+
+def test_lambda_moments_first_hint_does_not_give_the_answer_away():
+    from mixlib.exercises import hint_stage
+
+    with hint_stage(1):
+        message = ch02.check_lambda_moments(lambda a: (0.5, _var(a), _low(a))).message
+    assert not any(word in message for word in ("cdf", "0.9", "twice", "2 P", "scipy", "only the draws"))
 
 
 # --- exercise 4: chord gap ----------------------------------------------------------------------
@@ -547,50 +567,55 @@ def lm_monte_carlo(alpha):
     g = torch.Generator().manual_seed(0)
     lam = torch._standard_gamma(torch.full((20_000,), float(alpha)), generator=g)
     lam = lam / (lam + torch._standard_gamma(torch.full((20_000,), float(alpha)), generator=g))
-    return float(lam.mean()), float(lam.var()), float((lam * (1 - lam)).mean())
+    return 0.5, 1 / (4 * (2 * alpha + 1)), float(((lam < 0.1) | (lam > 0.9)).double().mean())
 
 
-def lm_negative_cross(alpha):
-    var = 1 / (4 * (2 * alpha + 1))
-    return 0.5, var, var - 0.25
+def lm_negative_share(alpha):
+    return 0.5, _var(alpha), -2 * _low(alpha)
 
 
 def lm_dict(alpha):
-    var = 1 / (4 * (2 * alpha + 1))
-    return {"mean": 0.5, "var": var, "cross": 0.25 - var}
+    return {"mean": 0.5, "var": _var(alpha), "near": 2 * _low(alpha)}
 
 
 def lm_mean_alpha_over_2(alpha):
-    var = 1 / (4 * (2 * alpha + 1))
-    return alpha / 2, var, 0.25 - var
+    return alpha / 2, _var(alpha), 2 * _low(alpha)
 
 
 def lm_numpy(alpha):
-    var = 1 / (4 * (2 * alpha + 1))
-    return np.array([0.5, var, 0.25 - var])
+    return np.array([0.5, _var(alpha), 2 * _low(alpha)])
 
 
 def lm_variance_wrong_denominator(alpha):
-    var = 1 / (2 * alpha + 1) ** 2
-    return 0.5, var, 0.25 - var
+    return 0.5, 1 / (2 * alpha + 1) ** 2, 2 * _low(alpha)
+
+
+def lm_trapezoid(alpha):  # integrating the density on a coarse grid: close, but not the exact value
+    t = torch.linspace(1e-3, 0.1, 50, dtype=torch.float64)
+    density = t ** (alpha - 1) * (1 - t) ** (alpha - 1) / math.exp(math.lgamma(alpha) * 2 - math.lgamma(2 * alpha))
+    return 0.5, _var(alpha), 2 * float(torch.trapezoid(density, t))
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
         (lm_monte_carlo, "Monte Carlo estimate"),
-        (lm_negative_cross, "negative number"),
+        (lm_negative_share, "negative number"),
         (lm_dict, "three numbers, in this order"),
         (lm_mean_alpha_over_2, "not the mean of Beta"),
         (lm_variance_wrong_denominator, "not the variance of Beta"),
+        (lm_trapezoid, "not the probability that lam lies within 0.1"),
     ],
 )
 def test_lambda_moments_checker_rejects_more_wrong_answers(answer, hint):
     assert_rejected(ch02.check_lambda_moments, answer, hint)
 
 
-def test_lambda_moments_accepts_a_numpy_array():
+def test_lambda_moments_accepts_a_numpy_array_and_scipy_special():
+    from scipy import special
+
     assert ch02.check_lambda_moments(lm_numpy)
+    assert ch02.check_lambda_moments(lambda a: (0.5, _var(a), 2 * special.betainc(a, a, 0.1)))
 
 
 def _chord(model, a, b, n_points, dim=1):
@@ -665,7 +690,7 @@ def test_lambda_moments_names_the_wrong_order(order):
         return tuple(values[i] for i in order)
 
     assert_rejected(ch02.check_lambda_moments, permuted, r"right three values in the wrong order; return them "
-                    r"as \(mean, variance, mean of lam \* \(1 - lam\)\)")
+                    r"as \(mean, variance, share of lam within 0.1 of 0 or 1\)")
 
 
 def test_ece_and_chord_gap_accept_tensors_and_say_a_float_was_asked():
@@ -699,8 +724,9 @@ def test_each_exercise_names_its_library_shortcut():
                     "mixlib.metrics.ece")
     assert_shortcut(ch02.check_ece, lambda probs, labels, n_bins: metrics.reliability(probs, labels, n_bins).ece,
                     "mixlib.metrics.reliability")
-    assert_shortcut(ch02.check_lambda_moments, lambda a: (0.5, 1 / (4 * (2 * a + 1)), gradients.mixing_constant(a)),
+    assert_shortcut(ch02.check_lambda_moments, lambda a: (0.5, 0.25 - gradients.mixing_constant(a), 2 * _low(a)),
                     "mixlib.gradients.mixing_constant")
+    assert_shortcut(ch02.check_lambda_moments, lambda a: ch02._moments(a), "mixlib.exercises.ch02._moments")
     assert_shortcut(ch02.check_chord_gap,
                     lambda model, a, b, n: float(flatness.chord_nonlinearity(model, a[None], b[None], n)),
                     "mixlib.flatness.chord_nonlinearity")

@@ -586,6 +586,9 @@ def test_the_nan_hint_says_how_to_drop_the_zero_shares():
 
 
 def mix_with_hook(seq, x, layer, lam, perm):
+    if layer == 0:  # the input itself: no stage before the mix
+        return seq(lam * x + (1 - lam) * x[perm])
+
     def mix_output(module, inputs, out):
         return lam * out + (1 - lam) * out[perm]
 
@@ -594,6 +597,31 @@ def mix_with_hook(seq, x, layer, lam, perm):
         return seq(x)
     finally:
         handle.remove()
+
+
+def mwh_no_layer_zero(seq, x, layer, lam, perm):  # seq[layer - 1] at layer 0 is seq[-1], the head
+    def mix_output(module, inputs, out):
+        return lam * out + (1 - lam) * out[perm]
+
+    handle = seq[layer - 1].register_forward_hook(mix_output)
+    try:
+        return seq(x)
+    finally:
+        handle.remove()
+
+
+def mwh_layer_zero_hooks_the_first_block(seq, x, layer, lam, perm):  # mixes the output of seq[0] at layer 0
+    handle = seq[max(layer - 1, 0)].register_forward_hook(lambda m, i, out: lam * out + (1 - lam) * out[perm])
+    try:
+        return seq(x)
+    finally:
+        handle.remove()
+
+
+def mwh_layer_zero_unmixed(seq, x, layer, lam, perm):  # skips the mix at layer 0
+    if layer == 0:
+        return seq(x)
+    return mix_with_hook(seq, x, layer, lam, perm)
 
 
 def mwh_pre_hook(seq, x, layer, lam, perm):  # mixing the input of seq[layer] is the same: accepted
@@ -656,7 +684,8 @@ def mwh_library(seq, x, layer, lam, perm):
 
 
 def test_mix_with_hook_reference_passes_and_the_library_is_a_shortcut():
-    assert ch03.check_mix_with_hook(mix_with_hook)
+    feedback = ch03.check_mix_with_hook(mix_with_hook)
+    assert feedback and "layers 0 to 3" in feedback.message
     assert ch03.check_mix_with_hook(mix_with_hook, strict=True).passed
     assert ch03.check_mix_with_hook(mwh_pre_hook, strict=True).passed
     assert_shortcut(ch03.check_mix_with_hook, mwh_library, "mixlib.manifold.mix_at")
@@ -671,6 +700,11 @@ def test_mix_with_hook_reference_passes_and_the_library_is_a_shortcut():
         (mwh_swapped, "weights are swapped"),
         (mwh_detached, r"no gradient reaches seq\[0\], seq\[1\]"),
         (lambda seq, x, layer, lam, perm: mix_with_hook(seq, x, layer, lam, perm).detach(), "no gradient"),
+        (mwh_no_layer_zero, r"at layer 0 with lam = 0.3: at layer 0 your hook sat on seq\[layer - 1\], which is "
+                            r"seq\[-1\].*mixed the logits"),
+        (mwh_layer_zero_hooks_the_first_block, r"at layer 0 with lam = 0.3: you mixed at layer 1, the output of "
+                                               r"seq\[0\], instead of layer 0.*layer 0 is the input x"),
+        (mwh_layer_zero_unmixed, r"at layer 0 with lam = 0.3: nothing was mixed"),
     ],
 )
 def test_mix_with_hook_checker_rejects_typical_mistakes(answer, hint):

@@ -57,7 +57,7 @@ SHORTCUTS = [
     (ch02.check_mixup_batch, lambda x, y, lam, perm: mixlib.mixup(x, y, lam, perm), "mixlib.mixing.mixup"),
     (ch02.check_mixup_batch, lambda x, y, lam, perm: (mixing.mix(x, lam, perm), mixing.mix(y, lam, perm)),
      "mixlib.mixing.mix"),
-    (ch02.check_lambda_moments, lambda a: (0.5, 1 / (4 * (2 * a + 1)), mixing_constant(a)),
+    (ch02.check_lambda_moments, lambda a: (0.5, 0.25 - mixing_constant(a), 0.0),
      "mixlib.gradients.mixing_constant"),
     # chapter 3
     (ch03.check_flattening_summary, lambda h, y: flattening_summary(h, y), "mixlib.flatness.flattening_summary"),
@@ -160,6 +160,8 @@ def mix_at_layer(seq, x, layer, lam, perm):
 
 
 def mix_with_hook_and_library_mixing(seq, x, layer, lam, perm):  # mixing.mix is only the arithmetic: fine
+    if layer == 0:  # the input: no stage to hook
+        return seq(mixing.mix(x, lam, perm))
     handle = seq[layer - 1].register_forward_hook(lambda module, inputs, out: mixing.mix(out, lam, perm))
     try:
         return seq(x)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy import special
 from torch import nn
 from torch.nn import functional as nnf
 
@@ -317,11 +318,11 @@ _ECE_HINTS = {
                         "n_bins - 1 bins.", "The edges are torch.linspace(0, 1, n_bins + 1)."),
     "data_edges": "the bins split [0, 1], not the range from the smallest to the largest confidence "
                   "(torch.histc with min=max=0 does the latter).",
-    "left_closed": "bin j holds confidences in (j / n_bins, (j + 1) / n_bins], closed on the RIGHT: a "
-                   "confidence of exactly 0.75 with 4 bins goes to the third bin (0.5, 0.75].",
-    "left_closed_open_top": "bin j holds confidences in (j / n_bins, (j + 1) / n_bins], closed on the RIGHT: "
-                            "a confidence of exactly 1 belongs to the last bin, and 0.75 with 4 bins to "
-                            "(0.5, 0.75].",
+    "left_closed": "bin j = 1, ..., n_bins holds confidences in ((j - 1) / n_bins, j / n_bins], closed on the "
+                   "RIGHT: a confidence of exactly 0.75 with 4 bins goes to bin j = 3, (0.5, 0.75].",
+    "left_closed_open_top": "bin j = 1, ..., n_bins holds confidences in ((j - 1) / n_bins, j / n_bins], closed "
+                            "on the RIGHT: a confidence of exactly 1 belongs to the last bin, j = n_bins, and 0.75 "
+                            "with 4 bins to bin j = 3, (0.5, 0.75].",
 }
 
 
@@ -354,8 +355,8 @@ def check_ece(expected_calibration_error: Callable) -> Feedback:
 
     The expected answer is ``sum_j (n_j / n) |accuracy_j - confidence_j|`` over ``n_bins``
     equal-width bins of the top probability, bin ``j`` holding confidences in
-    ``(j / n_bins, (j + 1) / n_bins]`` (the first bin also holds 0), as
-    :func:`mixlib.metrics.reliability` computes it.
+    ``((j - 1) / n_bins, j / n_bins]`` for ``j = 1, ..., n_bins`` as the chapter numbers them (the
+    first bin also holds 0), as :func:`mixlib.metrics.reliability` computes it.
     """
     cases = []
     for what, probs, labels, n_bins in _ece_cases():  # references first
@@ -377,8 +378,8 @@ def check_ece(expected_calibration_error: Callable) -> Feedback:
         problem = diagnose(value, variants["right"], wrong, rtol=1e-5, atol=1e-7, fallback=staged(
             "that is not the ECE, and it matches none of the usual mistakes. Check each step: the confidence "
             "is the largest probability of a row, a prediction is correct when its argmax equals the label, "
-            "bin j holds confidences in (j / n_bins, (j + 1) / n_bins], and each bin's gap between accuracy and "
-            "confidence counts in proportion to its number of examples.",
+            "bin j = 1, ..., n_bins holds confidences in ((j - 1) / n_bins, j / n_bins], and each bin's gap "
+            "between accuracy and confidence counts in proportion to its number of examples.",
             "The ECE is sum_j (n_j / n) |accuracy_j - confidence_j| over the non-empty bins."))
         if problem is not None:
             return prefixed(f"on {what}: ", problem)
@@ -387,24 +388,57 @@ def check_ece(expected_calibration_error: Callable) -> Feedback:
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercise 3: moments of the mixing weight
+# Exercise 3: two moments of the mixing weight, and how often it barely mixes
 # ---------------------------------------------------------------------------------------------
+
+#: A mixing weight within this distance of 0 or 1 makes an almost unmixed example.
+_NEAR = 0.1
+
+
+def _cdf(q: float, alpha: float) -> float:
+    """P(lam <= q) for lam ~ Beta(alpha, alpha): the regularised incomplete beta function."""
+    return float(special.betainc(alpha, alpha, q))
 
 
 def _moments(alpha: float) -> tuple[float, float, float]:
     var = 1 / (4 * (2 * alpha + 1))
-    return 0.5, var, 0.25 - var
+    return 0.5, var, 2 * _cdf(_NEAR, alpha)
+
+
+def _near_end_mistakes(alpha: float) -> dict[str, float]:
+    """What typical wrong answers give for P(lam < 0.1) + P(lam > 0.9), keyed by their hints."""
+    low, high = _cdf(_NEAR, alpha), _cdf(1 - _NEAR, alpha)  # high = 1 - low, by symmetry
+    log_density = (alpha - 1) * (math.log(_NEAR) + math.log(1 - _NEAR)) - float(special.betaln(alpha, alpha))
+    return {
+        staged("you counted only the draws near 0; those within 0.1 of 1 are almost unmixed too.",
+               "Add P(lam > 0.9), which the symmetry of Beta(alpha, alpha) makes equal to P(lam < 0.1)."): low,
+        staged("that is the share of lam between 0.1 and 0.9: the mixes that are NOT near an original.",
+               "The share near an end is P(lam < 0.1) + P(lam > 0.9), one minus what you returned."): high - low,
+        staged("your share is 1 for every alpha, so every lam was counted: for the end near 1 you took "
+               "P(lam <= 0.9), the probability of lying BELOW 0.9 (or P(lam > 0.1)), which together with the end "
+               "near 0 covers all of [0, 1].", "The end near 1 is P(lam > 0.9) = 1 - P(lam <= 0.9)."): 1.0,
+        "you used a window of 0.05 at each end, as the table in the chapter does; the exercise asks for lam "
+        "within 0.1 of 0 or of 1.": 2 * _cdf(0.05, alpha),
+        "0.2 is the share for the uniform distribution, alpha = 1, only; it depends on alpha.": 0.2,
+        "return the share as a probability between 0 and 1, not as a percentage.": 100 * 2 * low,
+        staged("that is twice the DENSITY of lam at 0.1, which is not a probability: the share of draws below 0.1 "
+               "is the area under the density up to 0.1.",
+               "That area is the cumulative distribution function at 0.1, scipy.stats.beta.cdf(0.1, alpha, "
+               "alpha)."): 2 * math.exp(log_density),
+    }
 
 
 @checker("lambda_moments(alpha)",
          nudge="Start from the mean and the variance of a Beta distribution whose two parameters both equal "
-               "alpha, and for the third number remember that lam and 1 - lam are not independent.",
+               "alpha; for the third number, look at each end of the interval in turn, and at what the symmetry "
+               "of the distribution says about the two.",
          shortcuts=(_moments, ("mixlib.gradients.mixing_constant",
-                               "the third of the three numbers, E[lam (1 - lam)]")))
+                               "E[lam (1 - lam)], one quarter minus the variance that this exercise asks for")))
 def check_lambda_moments(lambda_moments: Callable) -> Feedback:
-    """Check ``lambda_moments(alpha) -> (mean, variance, mean of lam * (1 - lam))`` for lam ~ Beta(alpha, alpha).
+    """Check ``lambda_moments(alpha) -> (mean, variance, share near 0 or 1)`` for lam ~ Beta(alpha, alpha).
 
-    The expected answer is ``(1/2, 1 / (4 (2 alpha + 1)), alpha / (2 (2 alpha + 1)))``.
+    The expected answer is ``(1/2, 1 / (4 (2 alpha + 1)), P(lam < 0.1) + P(lam > 0.9))``, the last
+    being ``2 I_0.1(alpha, alpha)`` with ``I`` the regularised incomplete beta function.
     """
     for alpha in [0.5, 2.0, 0.1, 8.0]:
         result, problem = call(lambda_moments, alpha)
@@ -413,18 +447,18 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
         if isinstance(result, (torch.Tensor, np.ndarray)) and result.ndim == 1:
             result = list(result)
         if not isinstance(result, (tuple, list)) or len(result) != 3:
-            return form_hint("return three numbers, in this order: (mean, variance, mean of lam * (1 - lam)); you "
-                             f"returned {type(result).__name__}"
+            return form_hint("return three numbers, in this order: (mean, variance, share of lam within 0.1 of 0 "
+                             f"or 1); you returned {type(result).__name__}"
                              + (f" of length {len(result)}." if isinstance(result, (tuple, list)) else "."))
-        mean, var, cross = _moments(alpha)
-        names = ["the mean", "the variance", "the mean of lam * (1 - lam)"]
+        mean, var, near = _moments(alpha)
+        names = ["the mean", "the variance", "the share of lam within 0.1 of 0 or 1"]
         values = []
         for name, v in zip(names, result, strict=True):
             v, problem = as_float(v, f"{name} (alpha = {alpha})")
             if problem is not None:
                 return problem
             values.append(v)
-        right = (mean, var, cross)
+        right = (mean, var, near)
 
         def same(u: float, v: float) -> bool:
             return math.isclose(u, v, rel_tol=1e-6, abs_tol=1e-9)
@@ -432,7 +466,7 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
         if not all(map(same, values, right)) and any(
                 all(map(same, values, order)) for order in itertools.permutations(right)):
             return form_hint(f"alpha = {alpha}: you returned the right three values in the wrong order; return "
-                             "them as (mean, variance, mean of lam * (1 - lam)).")
+                             "them as (mean, variance, share of lam within 0.1 of 0 or 1).")
         checks = [
             (values[0], mean, {
                 staged("your mean depends on alpha, but the symmetry lam <-> 1 - lam of Beta(alpha, alpha) fixes "
@@ -447,23 +481,16 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
                 "that is the standard deviation; the variance is its square.":
                     math.sqrt(var),
                 "1/12 is the variance of the uniform distribution, Beta(1, 1) only; it depends on alpha.": 1 / 12,
-                "you returned E[lam (1 - lam)] in place of the variance.": cross,
             }),
-            (values[2], cross, {
-                staged("lam and 1 - lam are not independent, so E[lam (1 - lam)] is not E[lam] E[1 - lam] = 1/4.",
-                       "Write it as E[lam] - E[lam^2] = 1/2 - (Var + 1/4)."): 0.25,
-                staged("a sign: you added the variance where it must be subtracted.",
-                       "E[lam^2] = Var + 1/4, so E[lam (1 - lam)] = 1/4 - Var, not 1/4 + Var."): 0.25 + var,
-                staged("you returned the variance in place of E[lam (1 - lam)].",
-                       "E[lam (1 - lam)] = 1/4 - Var."): var,
-            }),
+            (values[2], near, _near_end_mistakes(alpha)),
         ]
         fallbacks = [
             staged("that is not the mean of Beta(alpha, alpha).", "Beta(a1, a2) has mean a1 / (a1 + a2)."),
             staged("that is not the variance of Beta(alpha, alpha).",
                    "Beta(a1, a2) has variance a1 a2 / ((a1 + a2)^2 (a1 + a2 + 1))."),
-            staged("that is not E[lam (1 - lam)].",
-                   "Write it as E[lam] - E[lam^2], with E[lam^2] = Var + E[lam]^2."),
+            staged("that is not the probability that lam lies within 0.1 of 0 or of 1.",
+                   "It is P(lam < 0.1) + P(lam > 0.9) = 2 P(lam < 0.1) by the symmetry of Beta(alpha, alpha), "
+                   "with P(lam < 0.1) = scipy.stats.beta.cdf(0.1, alpha, alpha)."),
         ]
         for (got, expected, wrong), name, fallback in zip(checks, names, fallbacks, strict=True):
             problem = diagnose(got, expected, wrong, rtol=1e-6, atol=1e-9, fallback=fallback)
@@ -472,15 +499,17 @@ def check_lambda_moments(lambda_moments: Callable) -> Feedback:
             known = any(math.isclose(got, v, rel_tol=1e-6, abs_tol=1e-9) for v in wrong.values())
             # an estimate is named by what the function did (drew random numbers) or returned (a rounded
             # number), never by closeness to the right value, which would let a learner bisect to it
-            estimate = None if known else estimate_hint(got, "Give the exact formula in alpha instead.")
+            estimate = None if known else estimate_hint(got, "Give the exact value for this alpha instead.")
             if estimate is not None:
                 problem = estimate
-            elif name != "the mean" and got < 0:
-                problem = hint(f"you returned {got:.6g}, a negative number, but {name} of lam in [0, 1] cannot be "
-                               "negative: look for a sign error.")
+            elif not known and name != "the mean" and got < 0:
+                problem = hint(f"you returned {got:.6g}, a negative number, but {name} cannot be negative: look "
+                               "for a sign error.")
+            elif not known and name == names[2] and got > 1:
+                problem = hint(f"you returned {got:.6g}, more than 1, but a probability cannot exceed 1.")
             return prefixed(f"{name}, alpha = {alpha}: ", problem)
-    return passed("mean 1/2, variance 1 / (4 (2 alpha + 1)) and E[lam (1 - lam)] = alpha / (2 (2 alpha + 1)) "
-                         "for every alpha tried.")
+    return passed("mean 1/2, variance 1 / (4 (2 alpha + 1)) and the share of lam within 0.1 of 0 or 1, "
+                  "P(lam < 0.1) + P(lam > 0.9), for every alpha tried.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -609,8 +609,9 @@ def check_mix_with_hook(mix_with_hook: Callable) -> Feedback:
     """Check ``mix_with_hook(seq, x, layer, lam, perm) -> logits``.
 
     ``seq`` is an ``nn.Sequential`` of three blocks and a linear head; layer ``k >= 1`` is the
-    output of ``seq[k - 1]``. The expected answer is ``seq``'s output when a forward hook replaces
-    that output by ``lam * out + (1 - lam) * out[perm]``: the output of
+    output of ``seq[k - 1]`` and layer 0 the input. The expected answer is ``seq``'s output when a
+    forward hook replaces that output by ``lam * out + (1 - lam) * out[perm]`` (at layer 0:
+    ``seq`` run on ``lam * x + (1 - lam) * x[perm]``): the output of
     :meth:`mixlib.manifold.StagedNet.forward_mixed` at layer ``k`` of the same network, with
     gradients reaching every stage before the mix. The hook must be gone when the function returns.
     """
@@ -619,7 +620,7 @@ def check_mix_with_hook(mix_with_hook: Callable) -> Feedback:
     weights = torch.randn(x.shape[0], 3, generator=torch.Generator().manual_seed(37), dtype=torch.float64)
     top = len(seq) - 1  # the input of the head
     cases = []
-    for layer, lam in ((2, 0.3), (1, 0.3), (top, 0.3), (1, 0.8)):  # references first
+    for layer, lam in ((2, 0.3), (1, 0.3), (top, 0.3), (0, 0.3), (1, 0.8)):  # references first
         expected = model.forward_mixed(x, layer, lam, perm)
         grads = [g.double() for g in _grads(expected, list(seq.parameters()), weights)]
         with torch.no_grad():
@@ -631,15 +632,22 @@ def check_mix_with_hook(mix_with_hook: Callable) -> Feedback:
             for k in (layer + 1, layer - 1):
                 if 0 <= k < len(seq):
                     where = (f"the output of seq[{k - 1}]" if k > 0 else "the input x itself")
+                    fix = ("Register the hook on seq[layer - 1] with register_forward_hook." if layer > 0 else
+                           "At layer 0, run seq on lam * x + (1 - lam) * x[perm].")
                     wrong.append((f"layer{k}", staged(
                         f"you mixed at layer {k}, {where}, instead of layer {layer}: an off-by-one. Layer k is "
-                        "the OUTPUT of seq[k - 1], which is also the input of seq[k].",
-                        "Register the hook on seq[layer - 1] with register_forward_hook."),
-                        _sequential_mix(seq, x, k, lam, perm).double()))
+                        "the OUTPUT of seq[k - 1], which is also the input of seq[k]; layer 0 is the input x.",
+                        fix), _sequential_mix(seq, x, k, lam, perm).double()))
+            logits_hint = (
+                staged("at layer 0 your hook sat on seq[layer - 1], which is seq[-1]: Python counts a negative "
+                       "index from the end, so the hook was on the head and mixed the logits. Layer 0 is the "
+                       "input x itself, with no stage before it.",
+                       "At layer 0, run seq on lam * x + (1 - lam) * x[perm] (or mix the input of seq[0] with a "
+                       "forward pre-hook).") if layer == 0 else
+                staged("you mixed the outputs of the whole network (the logits), not the hidden states at "
+                       "`layer`.", "Put the hook on seq[layer - 1], not on the last module.") if layer != top else "")
             wrong += [
-                ("logits", staged("you mixed the outputs of the whole network (the logits), not the hidden states "
-                                  "at `layer`.", "Put the hook on seq[layer - 1], not on the last module.")
-                 if layer != top else "", lam * plain + (1 - lam) * plain[perm]),
+                ("logits", logits_hint, lam * plain + (1 - lam) * plain[perm]),
                 ("partners", staged("your output is the partners' forward pass, seq(x[perm]), which is what "
                                     "applying perm to both sides of the mix gives.",
                                     "The hook returns lam * out + (1 - lam) * out[perm]."),
@@ -703,7 +711,7 @@ def check_mix_with_hook(mix_with_hook: Callable) -> Feedback:
                          "must have run the stages one by one. That works for nn.Sequential only; the exercise asks "
                          "for a forward hook, which reaches inside any model. Register one with "
                          "seq[layer - 1].register_forward_hook(...).")
-    return passed("your hook mixes at layers 1 to 3, with gradients, and is removed.")
+    return passed("your function mixes at layers 0 to 3, with gradients, and its hook is removed.")
 
 
 # --- Exercise 3: drawing the layer with weights -----------------------------------------------

@@ -129,8 +129,9 @@ def _best_scale(lam: float) -> float:
 
 
 @checker("best_scale(lam)",
-         nudge="Write the loss as a function of the margin between the two logits, find where its derivative in "
-               "the margin vanishes, then go back from the margin to the scale.",
+         nudge="Write the loss as a function of the margin between the two logits: the chapter's two-class "
+               "formula already is one. Find where its derivative in the margin vanishes, then go back from the "
+               "margin to the scale.",
          shortcuts=(_best_scale,))
 def check_best_scale(best_scale: Callable) -> Feedback:
     """Check ``best_scale(lam) -> float``: the minimiser ``s* = logit(lam) / (2 lam - 1)``.
