@@ -147,3 +147,13 @@ def test_site_links_the_pdf():
         pytest.skip(f"the site ({SITE}) has no copy of the PDF: make pdf updates a built site")
     page = (SITE / "intro.html").read_text(encoding="utf8")
     assert 'href="book.pdf"' in page and "btn-download-book-pdf-button" in page
+
+
+def test_every_reference_resolves():
+    """A cross-reference LaTeX cannot resolve prints as "??" in the PDF."""
+    assert LOG.exists(), f"no LaTeX log next to the PDF ({LOG})"
+    log = LOG.read_text(encoding="utf8", errors="replace")
+    joined = log.replace("\n", "")  # TeX wraps its log at 79 characters
+    undefined = sorted(set(re.findall(r"Reference `([^']+)' on page \d+ undefined", joined)))
+    assert not undefined and "There were undefined references" not in log, (
+        f"references the PDF cannot resolve: {undefined}")
